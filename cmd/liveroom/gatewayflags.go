@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/liveroom/liveroom/gateway"
+)
+
+// devSecret is used when no secret is configured, so that `serve`, `gateway` and
+// `token` work together out of the box on a laptop. Every process warns when using it.
+const devSecret = "liveroom-dev-secret-change-me"
+
+// gatewayFlags are the flags shared by `serve` and `gateway`.
+type gatewayFlags struct {
+	listen, secret, origins, tlsCert, tlsKey string
+	anonymous                                bool
+	drain, tick                              time.Duration
+	chatHistory                              int64
+	replicas                                 int
+}
+
+func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
+	f := &gatewayFlags{}
+	fs.StringVar(&f.listen, "listen", ":8080", "HTTP address for /ws, the pages, /healthz, /readyz and /metrics")
+	fs.StringVar(&f.secret, "secret", envOr("LIVEROOM_SECRET", ""), "token signing secret (env LIVEROOM_SECRET); empty uses a development secret")
+	fs.BoolVar(&f.anonymous, "allow-anonymous", anonDefault, "let viewers join without a token, read-only")
+	fs.StringVar(&f.origins, "origins", "", "comma-separated host patterns of cross-site pages allowed to connect (e.g. shop.example.com,*.example.com)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (serve HTTPS/WSS when set with --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on shutdown, spread viewers' reconnects over this long")
+	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
+	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
+	fs.IntVar(&f.replicas, "replicas", 1, "JetStream replicas for the streams (3 on a cluster)")
+	return f
+}
+
+func (f *gatewayFlags) config() gateway.Config {
+	secret := f.secret
+	if secret == "" {
+		slog.Warn("no --secret or LIVEROOM_SECRET: using the development secret; do not expose this server")
+		secret = devSecret
+	}
+	cfg := gateway.Config{
+		Secret:         []byte(secret),
+		AllowAnonymous: f.anonymous,
+		DrainPeriod:    f.drain,
+	}
+	if f.origins != "" {
+		cfg.AllowedOrigins = strings.Split(f.origins, ",")
+	}
+	cfg.Fanout.Tick = f.tick
+	cfg.Fanout.ChatHistory = f.chatHistory
+	cfg.Fanout.Replicas = f.replicas
+	return cfg
+}
+
+// newRegistry is a fresh registry with the process and Go runtime collectors, which the
+// load generator reads CPU and memory from.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return reg
+}
+
+// natsOptions are the client options of every liveroom process: reconnect forever,
+// log state changes.
+func natsOptions(name string) []nats.Option {
+	log := slog.Default().With("component", "nats")
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected", "url", nc.ConnectedUrl()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("async error", "subject", subject, "err", err)
+		}),
+	}
+}
+
+// serveHTTP serves h on the flags' address until ctx ends, then stops accepting and
+// calls drain (which closes the hijacked WebSocket connections) before returning.
+func serveHTTP(ctx context.Context, f *gatewayFlags, h http.Handler, drain func(context.Context) error) error {
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" || f.tlsKey != "" {
+			errc <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	slog.Info("listening", "url", fmt.Sprintf("%s://%s/", scheme, displayAddr(ln.Addr())))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down: draining viewers", "period", f.drain)
+	sctx, cancel := context.WithTimeout(context.Background(), f.drain+10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := drain(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return a.String()
+}
+
+// mux joins the gateway's endpoints, /metrics and the web pages.
+func mux(gw http.Handler, reg *prometheus.Registry, web http.Handler) *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("/ws", gw)
+	m.Handle("/healthz", gw)
+	m.Handle("/readyz", gw)
+	m.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	m.Handle("/", web)
+	return m
+}

@@ -1,0 +1,18 @@
+// Package fanout moves a room's events between NATS and the viewers held by one gateway.
+//
+// Start at Hub. A gateway has one Hub. When the first local viewer of a room joins
+// (Hub.Join), the hub takes ONE NATS subscription for that room (subject
+// "lr.ev.<room>.>"); when the last one leaves it drops it. Events that arrive during a
+// short tick are merged into one frame per room, encoded once, and the same bytes are
+// handed to every local viewer's Sink. The number of frames built grows with rooms ×
+// ticks, and the number of queue pushes with viewers × ticks, never messages × viewers.
+//
+// Chat lines are published by the sender's gateway into the JetStream stream LR_CHAT
+// (subject "lr.chat.<room>", per-room history limit, dedupe by user + client id). The
+// stream re-publishes each stored line to "lr.ev.<room>.chat" with its stream sequence
+// and storage time in headers, which is what every gateway's room subscription receives.
+// So the order and the sequence numbers viewers see are the stream's, the same on every
+// gateway.
+//
+// The wire format of the frames is documented in docs/protocol.md.
+package fanout

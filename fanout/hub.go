@@ -1,0 +1,183 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes a Hub. The zero value is a sensible default for every field.
+type Config struct {
+	// Tick is how long a room collects events before sending them as one frame.
+	// Default 50ms.
+	Tick time.Duration
+	// ChatHistory is how many chat lines JetStream keeps per room. Default 1000.
+	ChatHistory int64
+	// ChatDedupeWindow is how long a resent chat line (same user and client id) is
+	// recognised as a duplicate. Default 10 minutes.
+	ChatDedupeWindow time.Duration
+	// Replicas is the JetStream replication of the streams the hub creates: 1 on one
+	// machine, 3 on a cluster. Default 1.
+	Replicas int
+	// SubscribeTimeout bounds the round trip that makes a new room subscription
+	// effective before the joining viewer is answered. Default 2s.
+	SubscribeTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tick <= 0 {
+		c.Tick = 50 * time.Millisecond
+	}
+	if c.ChatHistory <= 0 {
+		c.ChatHistory = 1000
+	}
+	if c.ChatDedupeWindow <= 0 {
+		c.ChatDedupeWindow = 10 * time.Minute
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.SubscribeTimeout <= 0 {
+		c.SubscribeTimeout = 2 * time.Second
+	}
+	return c
+}
+
+const shardCount = 64
+
+// Hub is one gateway's view of its rooms: which local sinks watch which room, and the
+// one NATS subscription per room that feeds them.
+type Hub struct {
+	// set in New
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	metrics *metrics
+	seed    maphash.Seed
+
+	shards [shardCount]shard
+}
+
+// shard holds a slice of the rooms. Joins and leaves of one room happen under its
+// shard's lock, so subscribing and unsubscribing never race.
+type shard struct {
+	mu     sync.Mutex
+	rooms  map[string]*room
+	closed bool
+}
+
+// ErrClosed is returned by Join after Close.
+var ErrClosed = errors.New("fanout: hub closed")
+
+// New creates the JetStream streams the hub needs (idempotently: every gateway calls
+// it) and returns a hub with no rooms.
+func New(ctx context.Context, cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Hub, error) {
+	cfg = cfg.withDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: jetstream: %w", err)
+	}
+	if err := ensureStreams(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, nc: nc, js: js, seed: maphash.MakeSeed()}
+	h.metrics = newMetrics(reg, h.roomCount)
+	for i := range h.shards {
+		h.shards[i].rooms = make(map[string]*room)
+	}
+	return h, nil
+}
+
+func (h *Hub) shardFor(room string) *shard {
+	return &h.shards[maphash.String(h.seed, room)%shardCount]
+}
+
+// Join adds s to room's local viewers. The first local viewer of a room makes the hub
+// subscribe to the room's events; Join returns once that subscription is effective,
+// so the viewer misses nothing published after Join returns.
+func (h *Hub) Join(roomName string, s Sink) error {
+	if !ValidRoom(roomName) {
+		return ErrBadRoom
+	}
+	sh := h.shardFor(roomName)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return ErrClosed
+	}
+	r := sh.rooms[roomName]
+	if r == nil {
+		var err error
+		if r, err = h.openRoom(roomName); err != nil {
+			return err
+		}
+		sh.rooms[roomName] = r
+	}
+	r.addSink(s)
+	return nil
+}
+
+// Leave removes s from room. The last local viewer leaving drops the subscription.
+func (h *Hub) Leave(roomName string, s Sink) {
+	sh := h.shardFor(roomName)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r := sh.rooms[roomName]
+	if r == nil {
+		return
+	}
+	if r.removeSink(s) == 0 {
+		delete(sh.rooms, roomName)
+		r.close()
+	}
+}
+
+func (h *Hub) openRoom(name string) (*room, error) {
+	r := newRoom(h, name)
+	sub, err := h.nc.Subscribe(roomEventsSubject(name), r.onMsg)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: subscribe %s: %w", name, err)
+	}
+	// Unlimited pending: a room's subscription is drained by one fast callback, and
+	// dropping events here would lose state. NATS itself bounds what it buffers.
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := h.nc.FlushTimeout(h.cfg.SubscribeTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("fanout: subscribe %s: %w", name, err)
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// Close drops every room subscription. Sinks are not told; the gateway closes its
+// connections itself.
+func (h *Hub) Close() {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for name, r := range sh.rooms {
+			r.close()
+			delete(sh.rooms, name)
+		}
+		sh.closed = true
+		sh.mu.Unlock()
+	}
+}
+
+func (h *Hub) roomCount() float64 {
+	n := 0
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		n += len(sh.rooms)
+		sh.mu.Unlock()
+	}
+	return float64(n)
+}

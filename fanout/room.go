@@ -1,0 +1,170 @@
+package fanout
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// room is one room as seen by one gateway: its local sinks, its NATS subscription, and
+// the events collected for the next frame.
+//
+// Lock order: the hub shard's mu, then sinksMu. flushMu, then pendMu (released before
+// sinksMu is taken).
+type room struct {
+	// set in newRoom / openRoom
+	hub    *Hub
+	name   string
+	prefix []byte // `{"type":"events","room":"<name>","events":[`
+	sub    *nats.Subscription
+	timer  *time.Timer
+
+	sinksMu sync.RWMutex // guards sinks and index
+	sinks   []Sink
+	index   map[Sink]int
+
+	pendMu    sync.Mutex // guards the fields below
+	pending   []pendingEvent
+	spare     []pendingEvent
+	firstAt   time.Time
+	scheduled bool
+	closed    bool
+
+	flushMu sync.Mutex // one flush at a time, so frames leave in order
+}
+
+type pendingEvent struct {
+	data []byte
+}
+
+func newRoom(h *Hub, name string) *room {
+	r := &room{
+		hub:    h,
+		name:   name,
+		prefix: []byte(`{"type":"events","room":"` + name + `","events":[`),
+		index:  make(map[Sink]int),
+	}
+	r.timer = time.AfterFunc(time.Hour, r.flush)
+	r.timer.Stop()
+	return r
+}
+
+func (r *room) addSink(s Sink) {
+	r.sinksMu.Lock()
+	defer r.sinksMu.Unlock()
+	if _, ok := r.index[s]; ok {
+		return
+	}
+	r.index[s] = len(r.sinks)
+	r.sinks = append(r.sinks, s)
+}
+
+// removeSink removes s and returns how many sinks remain.
+func (r *room) removeSink(s Sink) int {
+	r.sinksMu.Lock()
+	defer r.sinksMu.Unlock()
+	i, ok := r.index[s]
+	if !ok {
+		return len(r.sinks)
+	}
+	last := len(r.sinks) - 1
+	r.sinks[i] = r.sinks[last]
+	r.index[r.sinks[i]] = i
+	r.sinks[last] = nil
+	r.sinks = r.sinks[:last]
+	delete(r.index, s)
+	return len(r.sinks)
+}
+
+func (r *room) close() {
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+	}
+	r.pendMu.Lock()
+	r.closed = true
+	r.pendMu.Unlock()
+	r.timer.Stop()
+}
+
+// onMsg runs on the subscription's goroutine, in NATS order.
+func (r *room) onMsg(m *nats.Msg) {
+	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	switch kind {
+	case "chat":
+		ev, err := decodeChat(m)
+		if err != nil {
+			r.hub.metrics.badEvents.Inc()
+			return
+		}
+		r.hub.metrics.eventsChat.Inc()
+		r.add(ev)
+	default:
+		r.hub.metrics.badEvents.Inc()
+	}
+}
+
+// add queues an encoded event for the next frame, arming the tick if it is the first.
+func (r *room) add(data []byte) {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	if r.closed {
+		return
+	}
+	if len(r.pending) == 0 {
+		r.firstAt = time.Now()
+	}
+	r.pending = append(r.pending, pendingEvent{data: data})
+	if !r.scheduled {
+		r.scheduled = true
+		r.timer.Reset(r.hub.cfg.Tick)
+	}
+}
+
+// flush sends what was collected as one frame to every local sink.
+func (r *room) flush() {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+
+	r.pendMu.Lock()
+	events, firstAt := r.pending, r.firstAt
+	r.pending, r.spare = r.spare[:0], nil
+	r.scheduled = false
+	r.pendMu.Unlock()
+	if len(events) == 0 {
+		return
+	}
+
+	f := &Frame{Data: r.encode(events), Class: ClassStream, Received: firstAt, Events: len(events)}
+	clear(events)
+	r.pendMu.Lock()
+	if r.spare == nil {
+		r.spare = events[:0]
+	}
+	r.pendMu.Unlock()
+
+	r.hub.metrics.batchEvents.Observe(float64(f.Events))
+	r.sinksMu.RLock()
+	for _, s := range r.sinks {
+		s.Deliver(f)
+	}
+	r.sinksMu.RUnlock()
+}
+
+// encode builds `{"type":"events","room":"r","events":[e1,e2,...]}` in one allocation.
+func (r *room) encode(events []pendingEvent) []byte {
+	n := len(r.prefix) + 2 + len(events)
+	for _, e := range events {
+		n += len(e.data)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, r.prefix...)
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.data...)
+	}
+	return append(b, ']', '}')
+}
