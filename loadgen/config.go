@@ -1,0 +1,313 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config says what to replay, against which gateways, and how hard. The zero value of
+// every field but Targets, Secret and Room means the default written on the field: the
+// seed profile of ../shared/seed-profile.md. Config travels as JSON to child processes,
+// so every field is plain data.
+//
+// Times in the profile (phases, waves, bursts, pins, sessions) are divided by Speed;
+// per-second rates (chat lines/s, cheer taps/s) are not, so a burst is as intense as the
+// seed's, only shorter. Heartbeats and grace periods are real time: the gateway's idle
+// timeout does not know about Speed.
+type Config struct {
+	// Targets are the gateways' WebSocket URLs (ws://host:port/ws). Viewers are spread
+	// over them round-robin. Required.
+	Targets []string `json:"targets"`
+	// AllowRemote permits targets whose host is not a loopback address. Off by default
+	// so that a typo cannot aim a load test at someone else's machine.
+	AllowRemote bool `json:"allow_remote,omitempty"`
+	// Room is the room every viewer joins. Default "seed".
+	Room string `json:"room"`
+	// Secret signs the tokens the viewers and the host join with. Required.
+	Secret []byte `json:"secret"`
+	// Profile is "seed" (the 22k room's audience curve, chat bursts, churn) or "flat"
+	// (all viewers join, then a constant chat rate for Hold). Default "seed".
+	Profile string `json:"profile"`
+	// Speed compresses the profile's time axis: 10 replays three hours in eighteen
+	// minutes. Default 1.
+	Speed float64 `json:"speed"`
+	// Duration bounds the whole run, drain included; nothing runs after it. Default: the
+	// profile's length divided by Speed, plus Drain.
+	Duration time.Duration `json:"duration"`
+	// Drain is how long, after the load stops, viewers keep reading until every line
+	// sent has arrived. Default 10 s.
+	Drain time.Duration `json:"drain"`
+
+	// Viewers is the peak audience. Default 22000.
+	Viewers int `json:"viewers"`
+	// PerProcess is the most viewers one process holds; above it the run shards
+	// itself over child processes (one process may hold at most 20000 open files here).
+	// Default 9000.
+	PerProcess int `json:"per_process"`
+	// PortsPerSourceAddr is how many connections one source address carries before
+	// the next 127.0.0.x is used (one address has ~28k ephemeral ports). When all
+	// viewers fit, the kernel picks the source address. Default 20000.
+	PortsPerSourceAddr int `json:"ports_per_source_addr"`
+	// DialConcurrency caps connects in flight per process. Default 256.
+	DialConcurrency int `json:"dial_concurrency"`
+
+	// Seed profile: audience. Fractions are of Viewers.
+
+	// ReminderWave is the first phase, in which ReminderShare of the peak joins.
+	// Default 3 min, 0.45 (10k of 22k).
+	ReminderWave  time.Duration `json:"reminder_wave"`
+	ReminderShare float64       `json:"reminder_share"`
+	// SharingEnd ends the sharing phase, at which the audience reaches the peak through
+	// a steady climb plus SharingWaves waves of SharingWaveJoins joins each, every wave
+	// spread over WaveLength. Default 30 min, 3 waves, 2000 joins (scaled by
+	// Viewers/22000), 30 s.
+	SharingEnd       time.Duration `json:"sharing_end"`
+	SharingWaves     int           `json:"sharing_waves"`
+	SharingWaveJoins int           `json:"sharing_wave_joins"`
+	WaveLength       time.Duration `json:"wave_length"`
+	// PlateauEnd ends the plateau: the audience wanders within ±PlateauJitter of the
+	// peak while ChurnPerSec viewers join and as many leave every second (churn is
+	// scaled by Viewers/22000). Default 120 min, 0.1, 10/s.
+	PlateauEnd    time.Duration `json:"plateau_end"`
+	PlateauJitter float64       `json:"plateau_jitter"`
+	ChurnPerSec   float64       `json:"churn_per_sec"`
+	// TailEnd ends the slow decay down to TailShare of the peak; then the rest leave
+	// within EndLeave. Default 180 min, 0.45, 15 s.
+	TailEnd   time.Duration `json:"tail_end"`
+	TailShare float64       `json:"tail_share"`
+	EndLeave  time.Duration `json:"end_leave"`
+	// SessionMedian is the median of the log-normal session length; when the audience
+	// must shrink, the viewers whose sessions end first leave first. Default 19 min
+	// (mean ≈ 38 min).
+	SessionMedian time.Duration `json:"session_median"`
+	// Heartbeat is how often each viewer sends a `ping` command, jittered ±20 %, real
+	// time. Default 30 s.
+	Heartbeat time.Duration `json:"heartbeat"`
+
+	// Seed profile: chat. Lines are sent by random connected viewers.
+
+	// ChatRate is the room's normal chat, lines/s. Default 3.
+	ChatRate float64 `json:"chat_rate"`
+	// ChatBursts bursts of ChatBurstRate lines/s, each lasting ChatBurstLength, are
+	// spread evenly over the profile. Default 20 bursts of 120/s for 20 s.
+	ChatBursts      int           `json:"chat_bursts"`
+	ChatBurstRate   float64       `json:"chat_burst_rate"`
+	ChatBurstLength time.Duration `json:"chat_burst_length"`
+	// ChatViewBudget is the most lines per second a viewer is promised (the gateway may
+	// show a viewer only a sample of a busier room). Reported, not yet applied to
+	// expected counts: today's gateway sends every line. Default 20.
+	ChatViewBudget int `json:"chat_view_budget"`
+
+	// Seed profile: cheers (sent once the protocol has a cheer command, issue 3).
+
+	// CheerRate is taps/s room-wide, coalesced per viewer into one message every
+	// 0.5–1 s. Default 31.6.
+	CheerRate float64 `json:"cheer_rate"`
+	// CheerBursts bursts of CheerBurstRate taps/s lasting CheerBurstLength each.
+	// Default 4 bursts of 1500/s for 20 s.
+	CheerBursts      int           `json:"cheer_bursts"`
+	CheerBurstRate   float64       `json:"cheer_burst_rate"`
+	CheerBurstLength time.Duration `json:"cheer_burst_length"`
+
+	// Seed profile: the host (pins once issue 3 lands, flash sales once issue 6 lands).
+
+	// PinEvery is how often the host pins a product. Default 5.5 min.
+	PinEvery time.Duration `json:"pin_every"`
+	// HostChatEvery is how often the host says something in chat. Default 1 min.
+	HostChatEvery time.Duration `json:"host_chat_every"`
+	// FlashSales is how many flash sales the host announces, each with FlashStock
+	// items and every viewer pressing FlashPresses times. Default 2, 500, 3.
+	FlashSales   int `json:"flash_sales"`
+	FlashStock   int `json:"flash_stock"`
+	FlashPresses int `json:"flash_presses"`
+
+	// Flat profile.
+
+	// Hold is how long the flat profile chats at FlatChatRate once every viewer has
+	// joined. Default 60 s, 10 lines/s.
+	Hold         time.Duration `json:"hold"`
+	FlatChatRate float64       `json:"flat_chat_rate"`
+	// FlatJoinRate is joins/s while the flat profile fills the room; 0 means as fast as
+	// DialConcurrency allows.
+	FlatJoinRate float64 `json:"flat_join_rate"`
+
+	// LeaveGrace is how long a leaving viewer keeps reading: lines sent before it
+	// decided to leave and not received within LeaveGrace count as lost. Default 5 s.
+	LeaveGrace time.Duration `json:"leave_grace"`
+
+	// Sharding: how a child process is started. Filled in by the parent.
+
+	// Command starts a child: Command[0] is the program, the rest its first arguments;
+	// "--shard i/n" is appended. Default: this executable with "loadgen".
+	Command []string `json:"command,omitempty"`
+	// Env is added to a child's environment.
+	Env []string `json:"env,omitempty"`
+	// Seed seeds the run's random choices; 0 picks one from the clock. A shard uses
+	// Seed+i.
+	Seed int64 `json:"seed,omitempty"`
+
+	// Progress receives the live progress line once a second. Nil means os.Stderr;
+	// io.Discard silences it. Not sent to children: they report to the parent.
+	Progress io.Writer `json:"-"`
+}
+
+// Profiles.
+const (
+	ProfileSeed = "seed"
+	ProfileFlat = "flat"
+)
+
+// Errors returned by Run before anything is dialled.
+var (
+	ErrNoTargets  = errors.New("loadgen: no targets")
+	ErrRemote     = errors.New("loadgen: target is not a loopback address (pass --allow-remote to permit it)")
+	ErrBadProfile = errors.New("loadgen: unknown profile")
+)
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	def := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	deff := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defi := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.Room == "" {
+		c.Room = "seed"
+	}
+	if c.Profile == "" {
+		c.Profile = ProfileSeed
+	}
+	deff(&c.Speed, 1)
+	def(&c.Drain, 10*time.Second)
+	defi(&c.Viewers, 22000)
+	defi(&c.PerProcess, 9000)
+	defi(&c.PortsPerSourceAddr, 20000)
+	defi(&c.DialConcurrency, 256)
+	def(&c.ReminderWave, 3*time.Minute)
+	deff(&c.ReminderShare, 10000.0/22000)
+	def(&c.SharingEnd, 30*time.Minute)
+	defi(&c.SharingWaves, 3)
+	defi(&c.SharingWaveJoins, c.Viewers*2000/22000)
+	def(&c.WaveLength, 30*time.Second)
+	def(&c.PlateauEnd, 120*time.Minute)
+	deff(&c.PlateauJitter, 0.1)
+	deff(&c.ChurnPerSec, 10*float64(c.Viewers)/22000)
+	def(&c.TailEnd, 180*time.Minute)
+	deff(&c.TailShare, 10000.0/22000)
+	def(&c.EndLeave, 15*time.Second)
+	def(&c.SessionMedian, 19*time.Minute)
+	def(&c.Heartbeat, 30*time.Second)
+	deff(&c.ChatRate, 3)
+	defi(&c.ChatBursts, 20)
+	deff(&c.ChatBurstRate, 120)
+	def(&c.ChatBurstLength, 20*time.Second)
+	defi(&c.ChatViewBudget, 20)
+	deff(&c.CheerRate, 31.6)
+	defi(&c.CheerBursts, 4)
+	deff(&c.CheerBurstRate, 1500)
+	def(&c.CheerBurstLength, 20*time.Second)
+	def(&c.PinEvery, 330*time.Second)
+	def(&c.HostChatEvery, time.Minute)
+	defi(&c.FlashSales, 2)
+	defi(&c.FlashStock, 500)
+	defi(&c.FlashPresses, 3)
+	def(&c.Hold, 60*time.Second)
+	deff(&c.FlatChatRate, 10)
+	def(&c.LeaveGrace, 5*time.Second)
+	if c.Duration == 0 {
+		c.Duration = c.scaled(c.profileLength()) + c.Drain
+	}
+	return c
+}
+
+// scaled divides a profile time by Speed.
+func (c *Config) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / c.Speed)
+}
+
+// profileLength is the unscaled length of the load phase.
+func (c *Config) profileLength() time.Duration {
+	if c.Profile == ProfileFlat {
+		// Filling the room is bounded by the join rate; allow a generous minute.
+		fill := time.Minute
+		if c.FlatJoinRate > 0 {
+			fill = time.Duration(float64(c.Viewers)/c.FlatJoinRate*float64(time.Second)) + 10*time.Second
+		}
+		return time.Duration(float64(fill+c.Hold) * c.Speed)
+	}
+	return c.TailEnd + c.EndLeave
+}
+
+// validate checks what defaults cannot fix.
+func (c *Config) validate() error {
+	if len(c.Targets) == 0 {
+		return ErrNoTargets
+	}
+	if len(c.Secret) == 0 {
+		return errors.New("loadgen: secret required")
+	}
+	if c.Profile != ProfileSeed && c.Profile != ProfileFlat {
+		return fmt.Errorf("%w %q (want seed or flat)", ErrBadProfile, c.Profile)
+	}
+	if c.Speed <= 0 || c.Viewers < 0 || c.PerProcess < 1 {
+		return errors.New("loadgen: speed, viewers and per-process must be positive")
+	}
+	for _, t := range c.Targets {
+		if err := checkTarget(t, c.AllowRemote); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTarget refuses anything but a ws/wss URL on a loopback host (unless allowRemote).
+func checkTarget(target string, allowRemote bool) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("loadgen: target %q: %w", target, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("loadgen: target %q: scheme must be ws or wss", target)
+	}
+	if allowRemote {
+		return nil
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrRemote, target)
+}
+
+// metricsURL derives a gateway's Prometheus endpoint from its WebSocket URL.
+func metricsURL(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return ""
+	}
+	switch u.Scheme {
+	case "wss":
+		u.Scheme = "https"
+	default:
+		u.Scheme = "http"
+	}
+	u.Path, u.RawQuery, u.Fragment = "/metrics", "", ""
+	return u.String()
+}

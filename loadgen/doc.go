@@ -1,0 +1,47 @@
+// Package loadgen replays a live room against liveroom gateways and reports what the
+// viewers saw: `liveroom loadgen` is its command. The profile it plays by default is
+// the seed's 22k-viewer room (../shared/seed-profile.md); "flat" is a plain fan-out
+// test.
+//
+// Where to start:
+//
+//   - config.go: Config, every profile parameter with its default, and the target
+//     safety check (loopback only unless AllowRemote).
+//   - run.go: Run, the entry point: one process, or one child process per
+//     PerProcess viewers, then the merged Report.
+//   - profile.go: the schedule, a pure function of Config: audience curve, churn,
+//     chat and cheer rates over time, compressed by Speed.
+//   - engine.go: one shard in one process: the controller goroutine that follows the
+//     schedule (spawns and retires viewers, picks chat senders, schedules heartbeats
+//     from one heap), a small writer pool, and the drain at the end.
+//   - viewer.go: one simulated viewer, one goroutine that dials, joins, reads every
+//     frame and reconnects with jittered backoff per the close-code table.
+//   - protocol.go: protocol v1 from the client side (docs/protocol.md), and the cid
+//     format that carries a line's send time.
+//   - shard.go: the child-process protocol (JSON lines over stdin/stdout) and
+//     ServeShard, what `liveroom loadgen --shard i/n` runs.
+//   - dial.go: spreading source addresses over 127.0.0.x when one address's ephemeral
+//     ports would run out.
+//   - histogram.go: a log-linear latency histogram that merges exactly across
+//     viewers, seconds and processes.
+//   - stats.go, progress.go, scrape.go: counters, the per-second progress line and
+//     timeline, and the gateways' CPU and memory read from their /metrics.
+//   - report.go, html.go: the Report (JSON schema of issue 5) and its HTML page.
+//
+// How delivery is counted. Every chat line a load generator sends carries its send
+// time in its cid ("lg<µs base 36>-<shard>-<n>"), so any viewer in any process of the
+// run measures latency from the moment the line was sent, not from when it was stored.
+// A viewer's window opens when its first join is answered and closes (its cut) when
+// it decides to leave (it keeps reading for LeaveGrace), when the load stops, or when
+// it drops for good. It expects every line the gateways acknowledged as stored whose
+// send time lies in its window; the parent counts that from all shards' stored lines
+// after the run. Lost = expected − delivered; a line seen again (seq not above the
+// last seen) is a duplicate. At the end every shard drains until each of its viewers
+// has seen the highest seq stored by any shard (bounded by Drain), so a healthy run
+// reports 0 lost without any fixed wait.
+//
+// Room state (cheer totals, pins, online counts: issue 3) and flash sales (issue 6)
+// plug in as more cases in viewer.handleEvent, more actions in the engine's
+// controller, and more entries of Report.Classes; until then those classes are
+// reported with Measured false.
+package loadgen

@@ -1,0 +1,600 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/liveroom/liveroom/auth"
+)
+
+// shardSpec is what one process of a run needs to know: the Config, which share of
+// the room it plays, and the common clock. The parent sends it to a child as JSON.
+type shardSpec struct {
+	Config  Config   `json:"config"`
+	Index   int      `json:"index"`
+	Count   int      `json:"count"`
+	StartUS int64    `json:"start_us"` // the run's common start, µs since the epoch
+	Sources []string `json:"sources,omitempty"`
+}
+
+// viewers is this shard's share of the peak audience.
+func (s *shardSpec) viewers() int {
+	n := s.Config.Viewers / s.Count
+	if s.Index < s.Config.Viewers%s.Count {
+		n++
+	}
+	return n
+}
+
+// sentLine is one chat line the gateway stored: when it was first sent and its seq.
+type sentLine struct {
+	SentUS int64 `json:"t"`
+	Seq    int64 `json:"s"`
+}
+
+// window is one viewer's part of the chat accounting: it expects every stored line
+// sent in [StartUS, CutUS], and received Delivered of them (and Dups again).
+type window struct {
+	StartUS   int64 `json:"a"`
+	CutUS     int64 `json:"b"`
+	Delivered int64 `json:"d"`
+	Dups      int64 `json:"u,omitempty"`
+}
+
+// tick is one second of one shard, for the live progress line and the timeline.
+type tick struct {
+	Shard      int        `json:"shard"`
+	Sec        int        `json:"sec"`
+	Connected  int64      `json:"connected"`
+	Peak       int64      `json:"peak"`
+	Events     int64      `json:"events"`
+	Reconnects int64      `json:"reconnects"`
+	Failures   int64      `json:"failures"`
+	ChatSent   int64      `json:"chat_sent"`
+	Latency    *Histogram `json:"latency"`
+}
+
+// shardResult is everything one process measured; the parent merges them.
+type shardResult struct {
+	Shard    int        `json:"shard"`
+	Counters counters   `json:"counters"`
+	Join     *Histogram `json:"join"`
+	Chat     *Histogram `json:"chat"`
+	Lines    []sentLine `json:"lines"`
+	Windows  []window   `json:"windows"`
+}
+
+// job is one write the controller hands to the writer pool.
+type job struct {
+	v    *viewer
+	kind byte
+	cid  string
+	text int
+}
+
+const (
+	jobPing = iota
+	jobChat
+	jobResend
+	jobLeave
+)
+
+// engine plays one shard of a run inside this process: a controller goroutine (run)
+// that follows the profile, spawns and retires viewers and schedules their writes; a
+// small writer pool; and one goroutine per viewer.
+type engine struct {
+	// Set in newEngine.
+	cfg      Config
+	spec     shardSpec
+	shard    int
+	sched    schedule
+	start    time.Time
+	clients  []*http.Client
+	dialSem  chan struct{}
+	jobs     chan job
+	bufs     sync.Pool
+	stats    *shardStats
+	join     Histogram
+	chat     Histogram
+	interval atomic.Pointer[Histogram]
+	progress func(tick)                                             // called once a second by the controller
+	agree    func(ctx context.Context, maxSeq int64) (int64, error) // the run-wide last seq to drain to
+	vctx     context.Context                                        // parent of every viewer's context
+	vcancel  context.CancelFunc
+
+	linesMu sync.Mutex
+	lines   []sentLine
+	maxSeq  int64
+
+	doneMu  sync.Mutex
+	done    []*viewer // finished, not yet removed by the controller
+	windows []window
+
+	viewers sync.WaitGroup
+	workers sync.WaitGroup
+
+	// Owned by the controller.
+	active   []*viewer // joined or joining, not leaving
+	all      []*viewer // every viewer not finished (host included), for the drain
+	nextNum  int
+	rng      *rand.Rand
+	sessions dueHeap // session ends: who leaves first
+	beats    dueHeap // next heartbeat
+	closing  dueHeap // leave after LeaveGrace
+	host     *viewer
+}
+
+func newEngine(spec shardSpec) *engine {
+	cfg := spec.Config
+	seed := uint64(cfg.Seed) + uint64(spec.Index)
+	if cfg.Seed == 0 {
+		seed = uint64(time.Now().UnixNano()) + uint64(spec.Index)
+	}
+	e := &engine{
+		cfg:     cfg,
+		spec:    spec,
+		shard:   spec.Index,
+		sched:   schedule{cfg: &spec.Config},
+		start:   time.UnixMicro(spec.StartUS),
+		clients: dialClients(spec.Sources),
+		dialSem: make(chan struct{}, cfg.DialConcurrency),
+		jobs:    make(chan job, 4096),
+		stats:   newShardStats(),
+		rng:     rand.New(rand.NewPCG(seed, 0x10ad)),
+	}
+	e.bufs.New = func() any { return new(bytes.Buffer) }
+	e.interval.Store(new(Histogram))
+	return e
+}
+
+// noteError keeps the first error of each kind for the report.
+func (e *engine) noteError(kind string, err error) {
+	e.stats.mu.Lock()
+	if _, ok := e.stats.errors[kind]; !ok {
+		e.stats.errors[kind] = err.Error()
+	}
+	e.stats.mu.Unlock()
+}
+
+func (e *engine) addLine(l sentLine) {
+	e.linesMu.Lock()
+	e.lines = append(e.lines, l)
+	e.maxSeq = max(e.maxSeq, l.Seq)
+	e.linesMu.Unlock()
+}
+
+// enqueue hands a write to the pool; it gives up when the run is over.
+func (e *engine) enqueue(j job) {
+	select {
+	case e.jobs <- j:
+	case <-e.vctx.Done():
+	}
+}
+
+func (e *engine) worker() {
+	defer e.workers.Done()
+	for j := range e.jobs {
+		switch j.kind {
+		case jobPing:
+			j.v.ping()
+		case jobChat:
+			j.v.chat(j.text)
+		case jobResend:
+			j.v.send(command{ID: "c" + j.cid, Cmd: "chat", Room: e.cfg.Room, Text: chatTexts[j.text%len(chatTexts)], CID: j.cid})
+		case jobLeave:
+			j.v.leave()
+		}
+	}
+}
+
+// viewerDone is called by a viewer's goroutine as it ends.
+func (e *engine) viewerDone(v *viewer) {
+	w, ok := v.window(time.Now().UnixMicro())
+	e.doneMu.Lock()
+	if ok {
+		e.windows = append(e.windows, w)
+	}
+	e.done = append(e.done, v)
+	e.doneMu.Unlock()
+	v.cancel()
+	e.viewers.Done()
+}
+
+// spawn starts one viewer.
+func (e *engine) spawn(now time.Time, host bool) (*viewer, error) {
+	num := e.nextNum
+	e.nextNum++
+	g := num*e.spec.Count + e.shard // run-wide index: spreads targets and sources
+	v := &viewer{
+		e:         e,
+		num:       num,
+		userID:    fmt.Sprintf("lg%d-%d", e.shard, num),
+		target:    e.cfg.Targets[g%len(e.cfg.Targets)],
+		client:    e.clients[g%len(e.clients)],
+		isHost:    host,
+		activeIdx: -1,
+	}
+	role, name := auth.RoleViewer, "viewer "+v.userID
+	if host {
+		role, name, v.userID = auth.RoleHost, "Host", fmt.Sprintf("lg-host-%d", e.shard)
+	}
+	tok, err := auth.Mint(e.cfg.Secret, auth.Claims{
+		UserID: v.userID, Name: name, Role: role, Rooms: []string{e.cfg.Room},
+		Expires: now.Add(e.cfg.Duration + time.Hour),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: mint token: %w", err)
+	}
+	v.token = tok
+	v.cutUS.Store(math.MaxInt64)
+	v.ctx, v.cancel = context.WithCancel(e.vctx)
+	if !host {
+		// Log-normal session, median SessionMedian, σ = √(2 ln 2): mean = 2 × median.
+		sess := float64(e.cfg.scaled(e.cfg.SessionMedian)) * math.Exp(math.Sqrt(2*math.Ln2)*e.rng.NormFloat64())
+		v.sessionEnd = now.Add(time.Duration(sess))
+		e.sessions.push(v.sessionEnd, v)
+		v.activeIdx = len(e.active)
+		e.active = append(e.active, v)
+	}
+	e.all = append(e.all, v)
+	hb := e.cfg.Heartbeat
+	e.beats.push(now.Add(time.Duration(e.rng.Int64N(int64(hb)))), v)
+	e.viewers.Add(1)
+	go v.run()
+	return v, nil
+}
+
+// retire makes the viewer that the profile lets go first leave: it stops counting
+// new lines now and sends its leave after LeaveGrace.
+func (e *engine) retire(now time.Time) bool {
+	for {
+		it, ok := e.sessions.popFirst()
+		if !ok {
+			return false
+		}
+		v := it.v
+		if v.activeIdx < 0 || v.leaving {
+			continue
+		}
+		v.leaving = true
+		v.cutUS.Store(now.UnixMicro())
+		e.removeActive(v)
+		e.closing.push(now.Add(e.cfg.LeaveGrace), v)
+		return true
+	}
+}
+
+func (e *engine) removeActive(v *viewer) {
+	i := v.activeIdx
+	if i < 0 {
+		return
+	}
+	last := len(e.active) - 1
+	e.active[i] = e.active[last]
+	e.active[i].activeIdx = i
+	e.active[last] = nil
+	e.active = e.active[:last]
+	v.activeIdx = -1
+}
+
+// reap removes finished viewers from the controller's lists.
+func (e *engine) reap() {
+	e.doneMu.Lock()
+	done := e.done
+	e.done = nil
+	e.doneMu.Unlock()
+	if len(done) == 0 {
+		return
+	}
+	for _, v := range done {
+		e.removeActive(v)
+		v.finished = true
+	}
+	kept := e.all[:0]
+	for _, v := range e.all {
+		if !v.finished {
+			kept = append(kept, v)
+		}
+	}
+	clear(e.all[len(kept):])
+	e.all = kept
+}
+
+// pickSender picks a random joined viewer that has not chatted for 2 s (the gateway's
+// per-user rate limit), falling back to any joined viewer.
+func (e *engine) pickSender(now time.Time) *viewer {
+	var fallback *viewer
+	for range 8 {
+		if len(e.active) == 0 {
+			return nil
+		}
+		v := e.active[e.rng.IntN(len(e.active))]
+		if !v.joined.Load() {
+			continue
+		}
+		if now.Sub(v.lastChat) >= 2*time.Second {
+			return v
+		}
+		fallback = v
+	}
+	return fallback
+}
+
+// run plays the shard until the profile ends, drains, and returns what it measured
+// once every viewer and writer has stopped.
+func (e *engine) run(ctx context.Context) (*shardResult, error) {
+	ctx, cancel := context.WithDeadline(ctx, e.start.Add(e.cfg.Duration))
+	defer cancel()
+	e.vctx, e.vcancel = context.WithCancel(ctx)
+	defer e.vcancel()
+	const nWorkers = 8
+	e.workers.Add(nWorkers)
+	for range nWorkers {
+		go e.worker()
+	}
+	err := e.play(ctx)
+	e.vcancel()
+	e.viewers.Wait()
+	close(e.jobs)
+	e.workers.Wait()
+	return e.result(), err
+}
+
+// play is the controller: it follows the profile until the load ends, then drains.
+func (e *engine) play(ctx context.Context) error {
+	cfg := &e.cfg
+	if !sleepUntil(ctx, e.start) {
+		return ctx.Err()
+	}
+	share := e.spec.viewers()
+	frac := 0.0
+	if cfg.Viewers > 0 {
+		frac = float64(share) / float64(cfg.Viewers)
+	}
+	if e.shard == 0 {
+		h, err := e.spawn(time.Now(), true)
+		if err != nil {
+			return err
+		}
+		e.host = h
+	}
+	hardEnd := cfg.Duration - cfg.Drain
+	loadEnd := e.sched.loadEnd(0)
+	flat := cfg.Profile == ProfileFlat
+	full := time.Duration(-1)
+	if flat {
+		loadEnd = hardEnd
+	}
+	hostChatAt := cfg.scaled(cfg.HostChatEvery) / 2
+	var churnAcc, chatAcc float64
+	sec := 1
+	last := time.Now()
+	t50 := time.NewTicker(50 * time.Millisecond)
+	defer t50.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case now := <-t50.C:
+			t := now.Sub(e.start)
+			dt := now.Sub(last).Seconds()
+			last = now
+			e.reap()
+
+			// Audience: follow the curve, plus churn.
+			want := int(math.Round(e.sched.online(t) * float64(share)))
+			churnAcc += e.sched.churn(t) * dt * frac
+			k := int(churnAcc)
+			churnAcc -= float64(k)
+			n := len(e.active)
+			joins, leaves := k, k
+			if want > n {
+				joins += want - n
+			} else {
+				leaves += n - want
+			}
+			for range leaves {
+				if !e.retire(now) {
+					break
+				}
+			}
+			for range joins {
+				if _, err := e.spawn(now, false); err != nil {
+					return err
+				}
+			}
+			if flat && full < 0 && e.stats.connected.Load() >= int64(share) {
+				full = t
+				loadEnd = min(hardEnd, e.sched.loadEnd(full))
+			}
+
+			// Chat: this shard's share of the room's rate.
+			rate := e.sched.chatRate(t)
+			if flat {
+				rate = 0
+				if full >= 0 {
+					rate = e.sched.chatRate(t - full)
+				}
+			}
+			chatAcc += rate * dt * frac
+			for ; chatAcc >= 1; chatAcc-- {
+				if v := e.pickSender(now); v != nil {
+					v.lastChat = now
+					e.enqueue(job{v: v, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+				}
+			}
+			if e.host != nil && !flat && t >= hostChatAt && t < loadEnd {
+				hostChatAt += cfg.scaled(cfg.HostChatEvery)
+				e.enqueue(job{v: e.host, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+			}
+
+			// Heartbeats and leaves that are due.
+			for {
+				it, ok := e.beats.popDue(now)
+				if !ok {
+					break
+				}
+				if it.v.leaving || it.v.finished {
+					continue
+				}
+				e.enqueue(job{v: it.v, kind: jobPing})
+				jit := 0.8 + 0.4*e.rng.Float64()
+				e.beats.push(it.at.Add(time.Duration(float64(cfg.Heartbeat)*jit)), it.v)
+			}
+			for {
+				it, ok := e.closing.popDue(now)
+				if !ok {
+					break
+				}
+				e.enqueue(job{v: it.v, kind: jobLeave})
+			}
+
+			for t >= time.Duration(sec)*time.Second {
+				e.emitTick(sec)
+				sec++
+			}
+			if t >= loadEnd {
+				break loop
+			}
+		}
+	}
+	return e.drain(ctx, &sec)
+}
+
+// drain stops counting at the end of the load, waits until every line stored anywhere
+// in the run has reached every viewer still here (bounded by Drain and the run's
+// deadline), then makes everybody leave.
+func (e *engine) drain(ctx context.Context, sec *int) error {
+	cfg := &e.cfg
+	e.reap()
+	stopUS := time.Now().UnixMicro()
+	for _, v := range e.all {
+		if v.cutUS.Load() > stopUS {
+			v.cutUS.Store(stopUS)
+		}
+	}
+	deadline := time.Now().Add(cfg.Drain)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	tickIfDue := func() {
+		for time.Since(e.start) >= time.Duration(*sec)*time.Second {
+			e.emitTick(*sec)
+			*sec++
+		}
+	}
+	// Replies to lines in flight.
+	for e.stats.chatPending.Load() > 0 && waitTick(dctx, poll) {
+		tickIfDue()
+	}
+	e.linesMu.Lock()
+	local := e.maxSeq
+	e.linesMu.Unlock()
+	var err error
+	target := local
+	if e.agree != nil {
+		target, err = e.agree(dctx, local)
+	}
+	if err == nil {
+		for !e.caughtUp(target) && waitTick(dctx, poll) {
+			tickIfDue()
+		}
+	}
+	tickIfDue()
+	// Everybody leaves; stragglers are cut after a few seconds.
+	e.reap()
+	for _, v := range e.all {
+		e.enqueue(job{v: v, kind: jobLeave})
+	}
+	finished := make(chan struct{})
+	go func() { e.viewers.Wait(); close(finished) }()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-finished:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	e.vcancel()
+	<-finished
+	return err
+}
+
+// caughtUp reports whether every viewer still here has seen chat up to seq.
+func (e *engine) caughtUp(seq int64) bool {
+	e.reap()
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && v.lastSeq.Load() < seq {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *engine) emitTick(sec int) {
+	h := e.interval.Swap(new(Histogram))
+	tk := tick{
+		Shard:      e.shard,
+		Sec:        sec,
+		Connected:  e.stats.connected.Load(),
+		Peak:       e.stats.intervalPeak.Swap(e.stats.connected.Load()),
+		Events:     e.stats.events.Load(),
+		Reconnects: e.stats.reconnects.Load(),
+		Failures:   e.stats.connectFailures.Load(),
+		ChatSent:   e.stats.chatSent.Load(),
+		Latency:    h,
+	}
+	if e.progress != nil {
+		e.progress(tk)
+	}
+}
+
+// result gathers what this shard measured; called once every viewer has ended.
+func (e *engine) result() *shardResult {
+	e.linesMu.Lock()
+	lines := e.lines
+	e.linesMu.Unlock()
+	e.doneMu.Lock()
+	windows := e.windows
+	e.doneMu.Unlock()
+	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
+	return &shardResult{
+		Shard:    e.shard,
+		Counters: e.stats.snapshot(),
+		Join:     &e.join,
+		Chat:     &e.chat,
+		Lines:    lines,
+		Windows:  windows,
+	}
+}
+
+// sleepUntil waits until t or until ctx ends; false when ctx ended.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	if d := time.Until(t); d > 0 {
+		return sleepCtx(ctx, d)
+	}
+	return ctx.Err() == nil
+}
+
+// waitTick waits for the next tick; false when ctx ended.
+func waitTick(ctx context.Context, t *time.Ticker) bool {
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,209 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"os"
+	"sort"
+	"time"
+)
+
+// Report is what a run measured. Its JSON form (WriteJSON, `--json FILE`) is the
+// schema of issue 5; fields beyond it are extra detail.
+type Report struct {
+	Profile string  `json:"profile"`
+	Room    string  `json:"room"`
+	Speed   float64 `json:"speed"`
+	// Shards is how many processes held the viewers (1: this one, n: n children).
+	Shards int `json:"shards"`
+
+	ViewersTarget int   `json:"viewers_target"`
+	ViewersPeak   int64 `json:"viewers_peak"`
+	// ConnectFailures counts connection attempts that did not open (dial or
+	// handshake failed); JoinErrors counts joins the gateway refused, by error code.
+	ConnectFailures int64            `json:"connect_failures"`
+	JoinErrors      map[string]int64 `json:"join_errors"`
+	Reconnects      int64            `json:"reconnects"`
+	// Closes counts connections that ended, by close code (-1: dropped without one).
+	Closes map[string]int64 `json:"closes"`
+	// JoinMS is connect (dial start) → join reply with the snapshot, every join
+	// including rejoins after a reconnect.
+	JoinMS Percentiles `json:"join_ms"`
+	// Classes has one entry per class of event: chat, pin, cheer_total, online.
+	// Classes the gateway does not speak yet have Measured false and zero counts.
+	Classes map[string]ClassReport `json:"classes"`
+	Cheers  CheerReport            `json:"cheers"`
+	Chat    ChatSendReport         `json:"chat"`
+	// Gateways are the targets' process figures, read from their /metrics.
+	Gateways  []GatewayReport `json:"gateways"`
+	DurationS float64         `json:"duration_s"`
+	// Timeline has one sample per second, for the charts.
+	Timeline []Sample `json:"timeline"`
+	// Errors holds the first error of each kind seen (dial, frame, …).
+	Errors map[string]string `json:"errors,omitempty"`
+	Notes  []string          `json:"notes,omitempty"`
+}
+
+// Percentiles of a latency, in milliseconds.
+type Percentiles struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// ClassReport is one class of event. Expected counts (viewer, event) pairs the
+// viewers should have received; Lost = Expected − Delivered; Duplicated counts events
+// a viewer received again (or out of order). Latency is measured from the moment the
+// load generator sent the action that caused the event.
+type ClassReport struct {
+	Measured   bool    `json:"measured"`
+	Expected   int64   `json:"expected"`
+	Delivered  int64   `json:"delivered"`
+	Lost       int64   `json:"lost"`
+	Duplicated int64   `json:"duplicated"`
+	P50MS      float64 `json:"p50_ms"`
+	P90MS      float64 `json:"p90_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+}
+
+// CheerReport is the cheer count: taps sent, acknowledged, the room's final total and
+// whether it equals the taps credited. Measured is false until the protocol has cheers.
+type CheerReport struct {
+	Measured   bool  `json:"measured"`
+	Sent       int64 `json:"sent"`
+	Acked      int64 `json:"acked"`
+	FinalTotal int64 `json:"final_total"`
+	Exact      bool  `json:"exact"`
+}
+
+// ChatSendReport is the sending side of chat.
+type ChatSendReport struct {
+	Sent  int64 `json:"sent"`
+	Acked int64 `json:"acked"`
+	// Stored is how many distinct lines the gateways stored (acked, by seq).
+	Stored   int64            `json:"stored"`
+	Retried  int64            `json:"retried"`
+	Rejected map[string]int64 `json:"rejected"`
+	// Unanswered lines got no reply before the run ended.
+	Unanswered int64 `json:"unanswered"`
+	// Foreign counts received lines that no load generator sent.
+	Foreign int64 `json:"foreign"`
+}
+
+// GatewayReport is one target's process, from its Prometheus endpoint.
+type GatewayReport struct {
+	URL string `json:"url"`
+	// CPUS is process_cpu_seconds_total spent during the run.
+	CPUS float64 `json:"cpu_s"`
+	// RSSMB is the largest process_resident_memory_bytes seen, in MiB.
+	RSSMB    float64 `json:"rss_mb"`
+	RSSEndMB float64 `json:"rss_end_mb"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// Sample is one second of the run.
+type Sample struct {
+	T          int     `json:"t"`
+	Viewers    int64   `json:"viewers"`
+	EventsPerS int64   `json:"events_per_s"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	Reconnects int64   `json:"reconnects"`
+	GatewayCPU float64 `json:"gateway_cpu"` // cores busy, all targets
+	GatewayRSS float64 `json:"gateway_rss_mb"`
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func percentiles(h *Histogram) Percentiles {
+	return Percentiles{
+		Count: h.Count(),
+		P50:   ms(h.Quantile(0.50)),
+		P90:   ms(h.Quantile(0.90)),
+		P99:   ms(h.Quantile(0.99)),
+		Max:   ms(h.Max()),
+	}
+}
+
+// merge builds the report from every shard's result. The chat accounting is done
+// here, over the whole run: a viewer expects every stored line sent between its first
+// join and its cut (when it decided to leave, when the load stopped, or when it
+// dropped for good), whichever shard sent it.
+func merge(cfg *Config, results []*shardResult) *Report {
+	r := &Report{
+		Profile:       cfg.Profile,
+		Room:          cfg.Room,
+		Speed:         cfg.Speed,
+		Shards:        len(results),
+		ViewersTarget: cfg.Viewers,
+		Classes:       map[string]ClassReport{},
+	}
+	var c counters
+	var join, chat Histogram
+	var lines []sentLine
+	for _, res := range results {
+		c.add(res.Counters)
+		if res.Join != nil {
+			join.Merge(res.Join)
+		}
+		if res.Chat != nil {
+			chat.Merge(res.Chat)
+		}
+		lines = append(lines, res.Lines...)
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
+	seen := make(map[int64]bool, len(lines))
+	uniq := lines[:0]
+	for _, l := range lines {
+		if !seen[l.Seq] {
+			seen[l.Seq] = true
+			uniq = append(uniq, l)
+		}
+	}
+	lines = uniq
+	var cr ClassReport
+	cr.Measured = true
+	for _, res := range results {
+		for _, w := range res.Windows {
+			lo := sort.Search(len(lines), func(i int) bool { return lines[i].SentUS >= w.StartUS })
+			hi := sort.Search(len(lines), func(i int) bool { return lines[i].SentUS > w.CutUS })
+			exp := int64(max(0, hi-lo))
+			got := min(w.Delivered, exp)
+			cr.Expected += exp
+			cr.Delivered += got
+			cr.Lost += exp - got
+			cr.Duplicated += w.Dups
+		}
+	}
+	cr.P50MS, cr.P90MS = ms(chat.Quantile(0.5)), ms(chat.Quantile(0.9))
+	cr.P99MS, cr.MaxMS = ms(chat.Quantile(0.99)), ms(chat.Max())
+	r.Classes["chat"] = cr
+	for _, name := range []string{"pin", "cheer_total", "online"} {
+		r.Classes[name] = ClassReport{}
+	}
+	r.Notes = append(r.Notes, "pin, cheer_total, online and cheers are not measured yet: protocol v1 has no room state (issue 3)")
+
+	r.ViewersPeak = c.Peak // exact for one shard; replaced from the timeline for more
+	r.ConnectFailures = c.ConnectFailures
+	r.JoinErrors = c.JoinErrors
+	r.Reconnects = c.Reconnects
+	r.Closes = c.Closes
+	r.JoinMS = percentiles(&join)
+	r.Chat = ChatSendReport{
+		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(lines)), Retried: c.ChatRetried,
+		Rejected: c.ChatRejected, Unanswered: c.ChatUnanswered, Foreign: c.Foreign,
+	}
+	r.Errors = c.Errors
+	return r
+}

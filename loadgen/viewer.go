@@ -1,0 +1,344 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// viewer is one simulated person: one goroutine (run) that dials, joins, reads every
+// frame and reconnects with jittered backoff when dropped. It never writes on its own
+// timers: the engine's controller decides when it pings, chats and leaves, and the
+// engine's writer pool does the writing (send), so an idle viewer costs one blocked
+// goroutine and its connection.
+type viewer struct {
+	// Set before run starts.
+	e          *engine
+	num        int    // index within the shard
+	userID     string // token subject
+	token      string
+	target     string
+	client     *http.Client // carries the source address
+	isHost     bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+	sessionEnd time.Time // when the controller lets it go first (log-normal session end)
+
+	// Owned by the controller goroutine.
+	activeIdx int  // index in engine.active, -1 when not there
+	leaving   bool // the controller decided it leaves
+	finished  bool // its goroutine has ended
+	lastChat  time.Time
+
+	// Shared between the reader, the writers and the controller.
+	conn      atomic.Pointer[websocket.Conn] // nil while not connected
+	joined    atomic.Bool                    // the current connection's join was answered
+	lastSeq   atomic.Int64                   // highest chat seq seen, for `since`
+	startUS   atomic.Int64                   // first join reply, µs; 0 before
+	cutUS     atomic.Int64                   // lines sent after this no longer count
+	downUS    atomic.Int64                   // when the last connection dropped, µs; 0 while up
+	cmdSeq    atomic.Uint64                  // command id counter
+	chatCount atomic.Uint64                  // chat cid counter
+
+	// Chat lines awaiting their reply; resent after a reconnect with the same cid.
+	mu      sync.Mutex
+	pending map[string]int64 // cid → send time µs
+
+	// Owned by run (the reader).
+	delivered int64
+	dups      int64
+}
+
+// errLeft ends a viewer that left on purpose.
+var errLeft = errors.New("left")
+
+// run is the viewer's goroutine: connect, read until dropped, back off, repeat.
+func (v *viewer) run() {
+	e := v.e
+	defer e.viewerDone(v)
+	backoff := time.Duration(0)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			e.stats.reconnects.Add(1)
+			if !sleepCtx(v.ctx, backoff) {
+				return
+			}
+		}
+		code, err := v.session()
+		if errors.Is(err, errLeft) || v.ctx.Err() != nil {
+			return
+		}
+		reconnect, soon := reconnectPolicy(code)
+		if !reconnect {
+			e.stats.addClose(code)
+			return
+		}
+		e.stats.addClose(code)
+		// Jittered exponential backoff: start 0.5–1.5 s, double, cap 30 s; a draining
+		// gateway (4001) asks for 0–2 s.
+		switch {
+		case soon:
+			backoff = time.Duration(rand.Int64N(int64(2 * time.Second)))
+		case backoff == 0:
+			backoff = 500*time.Millisecond + time.Duration(rand.Int64N(int64(time.Second)))
+		default:
+			backoff = min(2*backoff, 30*time.Second)
+			backoff = backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		}
+	}
+}
+
+// session is one connection: dial, join, read until it ends. It returns the close
+// code the connection ended with (-1 when it never opened or broke without one).
+func (v *viewer) session() (websocket.StatusCode, error) {
+	e := v.e
+	select {
+	case e.dialSem <- struct{}{}:
+	case <-v.ctx.Done():
+		return -1, v.ctx.Err()
+	}
+	began := time.Now()
+	dctx, cancel := context.WithTimeout(v.ctx, 15*time.Second)
+	c, _, err := websocket.Dial(dctx, v.target, &websocket.DialOptions{HTTPClient: v.client})
+	cancel()
+	<-e.dialSem
+	if err != nil {
+		if v.ctx.Err() == nil {
+			e.stats.connectFailures.Add(1)
+			e.noteError("dial", err)
+		}
+		return -1, err
+	}
+	c.SetReadLimit(4 << 20)
+	v.joined.Store(false)
+	v.conn.Store(c)
+	defer func() {
+		v.conn.Store(nil)
+		if v.joined.Swap(false) && !v.isHost {
+			e.stats.connected.Add(-1)
+		}
+		v.downUS.Store(time.Now().UnixMicro())
+		c.CloseNow()
+	}()
+	v.downUS.Store(0)
+
+	join := command{ID: "j", Cmd: "join", Room: e.cfg.Room, Token: v.token, Since: v.lastSeq.Load()}
+	if err := v.write(c, encodeCommand(join)); err != nil {
+		return websocket.CloseStatus(err), err
+	}
+	buf := e.bufs.Get().(*bytes.Buffer)
+	defer e.bufs.Put(buf)
+	for {
+		typ, r, err := c.Reader(v.ctx)
+		if err != nil {
+			return websocket.CloseStatus(err), err
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return websocket.CloseStatus(err), err
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		if err := v.handle(c, buf.Bytes(), began); err != nil {
+			return websocket.StatusNormalClosure, err
+		}
+	}
+}
+
+// handle reads one frame.
+func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
+	e := v.e
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		e.noteError("frame", err)
+		return nil
+	}
+	now := time.Now()
+	switch f.Type {
+	case "events":
+		for i := range f.Events {
+			v.handleEvent(&f.Events[i], now)
+		}
+	case "reply":
+		if f.ID == "" {
+			return nil
+		}
+		switch f.ID[0] {
+		case idJoin:
+			if f.Error != nil {
+				e.stats.addJoinError(f.Error.Code)
+				// A refused join will not get better by retrying on this connection.
+				c.Close(websocket.StatusNormalClosure, "join refused")
+				return errors.New("join refused: " + f.Error.Code)
+			}
+			e.join.Record(now.Sub(began))
+			v.startUS.CompareAndSwap(0, now.UnixMicro())
+			v.joined.Store(true)
+			if !v.isHost { // the host is an actor, not audience
+				e.stats.noteConnected(e.stats.connected.Add(1))
+			}
+			v.resendPending()
+		case idChat:
+			v.chatReply(f.ID[1:], f.Result, f.Error)
+		case idPing:
+			e.stats.pongs.Add(1)
+		case idLeave:
+			c.Close(websocket.StatusNormalClosure, "bye")
+			return errLeft
+		}
+	}
+	return nil
+}
+
+// handleEvent counts one event. Each class the protocol grows gets a case here.
+func (v *viewer) handleEvent(ev *event, now time.Time) {
+	e := v.e
+	switch ev.Type {
+	case "chat":
+		dup := ev.Seq <= v.lastSeq.Load()
+		if !dup {
+			v.lastSeq.Store(ev.Seq)
+		}
+		sent, ours := cidSentUS(ev.CID)
+		if !ours {
+			e.stats.foreign.Add(1)
+			return
+		}
+		start := v.startUS.Load()
+		if start == 0 || sent < start || sent > v.cutUS.Load() {
+			return // outside this viewer's window: neither expected nor counted
+		}
+		if dup {
+			v.dups++
+			return
+		}
+		v.delivered++
+		lat := now.Sub(time.UnixMicro(sent))
+		e.chat.Record(lat)
+		e.interval.Load().Record(lat)
+		e.stats.events.Add(1)
+	}
+}
+
+// write sends one text frame with a deadline.
+func (v *viewer) write(c *websocket.Conn, b []byte) error {
+	ctx, cancel := context.WithTimeout(v.ctx, 10*time.Second)
+	defer cancel()
+	return c.Write(ctx, websocket.MessageText, b)
+}
+
+// send writes a command on the current connection if the viewer is joined. It is
+// called by the engine's writer pool.
+func (v *viewer) send(cmd command) bool {
+	c := v.conn.Load()
+	if c == nil || !v.joined.Load() {
+		return false
+	}
+	return v.write(c, encodeCommand(cmd)) == nil
+}
+
+// ping sends the heartbeat command.
+func (v *viewer) ping() {
+	if v.send(command{ID: "p", Cmd: "ping"}) {
+		v.e.stats.pings.Add(1)
+	}
+}
+
+// chat sends a new chat line (text index i), remembering it until its reply.
+func (v *viewer) chat(i int) {
+	e := v.e
+	now := time.Now()
+	cid := makeCID(now, e.shard, uint64(v.num)<<20|v.chatCount.Add(1))
+	v.mu.Lock()
+	if v.pending == nil {
+		v.pending = make(map[string]int64, 1)
+	}
+	v.pending[cid] = now.UnixMicro()
+	v.mu.Unlock()
+	e.stats.chatSent.Add(1)
+	e.stats.chatPending.Add(1)
+	v.send(command{ID: "c" + cid, Cmd: "chat", Room: e.cfg.Room, Text: chatTexts[i%len(chatTexts)], CID: cid})
+}
+
+// resendPending resends, after a (re)join, the lines whose replies never came: the
+// gateway deduplicates by cid, so a line stored before the drop is not stored twice.
+func (v *viewer) resendPending() {
+	v.mu.Lock()
+	cids := make([]string, 0, len(v.pending))
+	for cid := range v.pending {
+		cids = append(cids, cid)
+	}
+	v.mu.Unlock()
+	for i, cid := range cids {
+		v.e.stats.chatRetried.Add(1)
+		v.e.enqueue(job{v: v, kind: jobResend, cid: cid, text: i})
+	}
+}
+
+// chatReply settles a pending line.
+func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
+	e := v.e
+	v.mu.Lock()
+	sent, ok := v.pending[cid]
+	delete(v.pending, cid)
+	v.mu.Unlock()
+	if !ok {
+		return
+	}
+	e.stats.chatPending.Add(-1)
+	if rerr != nil || res == nil {
+		code := "no_result"
+		if rerr != nil {
+			code = rerr.Code
+		}
+		e.stats.addChatRejected(code)
+		return
+	}
+	e.stats.chatAcked.Add(1)
+	e.addLine(sentLine{SentUS: sent, Seq: res.Seq})
+}
+
+// leave asks the gateway to leave the room; the reader closes on the reply. A viewer
+// that is not connected just stops.
+func (v *viewer) leave() {
+	if !v.send(command{ID: "l", Cmd: "leave", Room: v.e.cfg.Room}) {
+		v.cancel()
+	}
+}
+
+// window is what this viewer's session contributes to the chat accounting; called
+// after run returned.
+func (v *viewer) window(endUS int64) (window, bool) {
+	start := v.startUS.Load()
+	if start == 0 {
+		return window{}, false
+	}
+	cut := v.cutUS.Load()
+	if down := v.downUS.Load(); down != 0 && cut == math.MaxInt64 {
+		cut = down // it ended dropped: count what it should have had until then
+	}
+	cut = min(cut, endUS)
+	return window{StartUS: start, CutUS: cut, Delivered: v.delivered, Dups: v.dups}, true
+}
+
+// sleepCtx waits d or until ctx ends; false when ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
