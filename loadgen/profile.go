@@ -113,22 +113,6 @@ func (s schedule) chatRate(t time.Duration) float64 {
 	return c.ChatRate
 }
 
-// cheerRate is room-wide cheer taps per real second at real time t.
-func (s schedule) cheerRate(t time.Duration) float64 {
-	c := s.cfg
-	if c.Profile == ProfileFlat {
-		return 0
-	}
-	p := time.Duration(float64(t) * c.Speed)
-	if p >= c.TailEnd {
-		return 0
-	}
-	if burstAt(p, c.CheerBursts, c.CheerBurstLength, c.TailEnd) {
-		return c.CheerBurstRate
-	}
-	return c.CheerRate
-}
-
 // burstAt reports whether profile time p is inside one of n bursts of length l spread
 // evenly over [0, span): burst k starts at (k+0.5)·span/n.
 func burstAt(p time.Duration, n int, l, span time.Duration) bool {

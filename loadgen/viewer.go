@@ -46,7 +46,6 @@ type viewer struct {
 	startUS   atomic.Int64                   // first join reply, µs; 0 before
 	cutUS     atomic.Int64                   // lines sent after this no longer count
 	downUS    atomic.Int64                   // when the last connection dropped, µs; 0 while up
-	cmdSeq    atomic.Uint64                  // command id counter
 	chatCount atomic.Uint64                  // chat cid counter
 
 	// Chat lines awaiting their reply; resent after a reconnect with the same cid.
