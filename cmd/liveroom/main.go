@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"serve":   {"run everything on one machine: embedded NATS, gateway, web pages", runServe},
 	"gateway": {"run one more edge gateway on an existing NATS", runGateway},
 	"token":   {"mint a signed token for tests and demos", runToken},
+	"loadgen": {"replay the seed's 22k-viewer room against gateways and report", runLoadgen},
 }
 
 func main() {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/liveroom/liveroom/loadgen"
+)
+
+// runLoadgen is `liveroom loadgen`: flags into loadgen.Config, Run, write the reports.
+// With the hidden --shard i/n flag it is one child of a sharded run instead: it reads
+// its part from stdin and reports on stdout (see loadgen.ServeShard).
+func runLoadgen(ctx context.Context, args []string) error {
+	for _, a := range args {
+		if a == "--shard" || a == "-shard" || strings.HasPrefix(a, "--shard=") || strings.HasPrefix(a, "-shard=") {
+			return loadgen.ServeShard(ctx, os.Stdin, os.Stdout)
+		}
+	}
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	d := loadgen.Defaults(0)
+	var c loadgen.Config
+	targets := fs.String("targets", "ws://127.0.0.1:8080/ws", "comma-separated gateway WebSocket URLs; viewers are spread over them round-robin")
+	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses (off: a typo cannot aim a load test at someone else's machine)")
+	fs.StringVar(&c.Room, "room", d.Room, "room every viewer joins")
+	secret := fs.String("secret", envOr("LIVEROOM_SECRET", ""), "token signing secret shared with the gateways (env LIVEROOM_SECRET); empty uses the development secret")
+	fs.StringVar(&c.Profile, "profile", d.Profile, "seed: the 22k room's audience curve, churn and chat bursts; flat: everyone joins, then constant chat for --hold")
+	fs.Float64Var(&c.Speed, "speed", d.Speed, "compress the profile's time axis by this factor (10: three hours in eighteen minutes); per-second rates stay as given")
+	fs.DurationVar(&c.Duration, "duration", 0, "hard bound on the whole run, drain included (0: the profile's length / speed + drain)")
+	fs.DurationVar(&c.Drain, "drain", d.Drain, "after the load stops, how long viewers may keep reading until every line sent has arrived")
+
+	fs.IntVar(&c.Viewers, "viewers", d.Viewers, "peak audience")
+	fs.IntVar(&c.PerProcess, "per-process", d.PerProcess, "most viewers per process; above it the run shards itself over child processes (one process may hold 20000 open files)")
+	fs.IntVar(&c.PortsPerSourceAddr, "ports-per-source-addr", d.PortsPerSourceAddr, "connections per source address before spreading over 127.0.0.2, .3, … (loopback targets only)")
+	fs.IntVar(&c.DialConcurrency, "dial-concurrency", d.DialConcurrency, "connects in flight per process")
+
+	fs.DurationVar(&c.ReminderWave, "reminder-wave", d.ReminderWave, "seed: length of the first join wave (profile time)")
+	fs.Float64Var(&c.ReminderShare, "reminder-share", d.ReminderShare, "seed: fraction of the peak online at the end of the reminder wave")
+	fs.DurationVar(&c.SharingEnd, "sharing-end", d.SharingEnd, "seed: end of the sharing phase, when the audience reaches the peak")
+	fs.IntVar(&c.SharingWaves, "sharing-waves", d.SharingWaves, "seed: join waves during the sharing phase (negative: none)")
+	fs.IntVar(&c.SharingWaveJoins, "sharing-wave-joins", 0, "seed: joins per sharing wave (0: 2000 × viewers/22000)")
+	fs.DurationVar(&c.WaveLength, "wave-length", d.WaveLength, "seed: how long one sharing wave's joins are spread over")
+	fs.DurationVar(&c.PlateauEnd, "plateau-end", d.PlateauEnd, "seed: end of the plateau")
+	fs.Float64Var(&c.PlateauJitter, "plateau-jitter", d.PlateauJitter, "seed: the plateau's audience wanders down to (1 - this) of the peak")
+	fs.Float64Var(&c.ChurnPerSec, "churn", 0, "seed: joins and as many leaves per profile second during plateau and tail (0: 10 × viewers/22000; negative: none)")
+	fs.DurationVar(&c.TailEnd, "tail-end", d.TailEnd, "seed: end of the slow decay; chat stops here")
+	fs.Float64Var(&c.TailShare, "tail-share", d.TailShare, "seed: fraction of the peak still online at the end of the tail")
+	fs.DurationVar(&c.EndLeave, "end-leave", d.EndLeave, "seed: the rest leave within this long after the tail")
+	fs.DurationVar(&c.SessionMedian, "session-median", d.SessionMedian, "median of the log-normal session length; the shortest sessions leave first")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", d.Heartbeat, "each viewer's ping command interval, jittered ±20%, real time")
+
+	fs.Float64Var(&c.ChatRate, "chat-rate", d.ChatRate, "seed: normal chat, lines/s room-wide (negative: none)")
+	fs.IntVar(&c.ChatBursts, "chat-bursts", d.ChatBursts, "seed: chat bursts spread evenly over the profile (negative: none)")
+	fs.Float64Var(&c.ChatBurstRate, "chat-burst-rate", d.ChatBurstRate, "seed: lines/s room-wide during a chat burst")
+	fs.DurationVar(&c.ChatBurstLength, "chat-burst-length", d.ChatBurstLength, "seed: length of one chat burst (profile time)")
+	fs.IntVar(&c.ChatViewBudget, "chat-view-budget", d.ChatViewBudget, "lines/s each viewer is promised (reported; not yet applied: today's gateway sends every line)")
+
+	fs.Float64Var(&c.CheerRate, "cheer-rate", d.CheerRate, "seed: cheer taps/s room-wide (sent once the protocol has cheers, issue 3)")
+	fs.IntVar(&c.CheerBursts, "cheer-bursts", d.CheerBursts, "seed: cheer bursts (sent once the protocol has cheers)")
+	fs.Float64Var(&c.CheerBurstRate, "cheer-burst-rate", d.CheerBurstRate, "seed: taps/s during a cheer burst (sent once the protocol has cheers)")
+	fs.DurationVar(&c.CheerBurstLength, "cheer-burst-length", d.CheerBurstLength, "seed: length of one cheer burst (sent once the protocol has cheers)")
+	fs.DurationVar(&c.PinEvery, "pin-every", d.PinEvery, "host pins a product this often (profile time; once the protocol has pins, issue 3)")
+	fs.DurationVar(&c.HostChatEvery, "host-chat-every", d.HostChatEvery, "host says something in chat this often (profile time)")
+	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "flash sales the host announces (once the protocol has them, issue 6)")
+	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "items per flash sale (issue 6)")
+	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "buy presses per viewer per flash sale (issue 6)")
+
+	fs.DurationVar(&c.Hold, "hold", d.Hold, "flat: how long to chat once every viewer has joined")
+	fs.Float64Var(&c.FlatChatRate, "flat-chat-rate", d.FlatChatRate, "flat: lines/s room-wide")
+	fs.Float64Var(&c.FlatJoinRate, "flat-join-rate", 0, "flat: joins/s while filling the room (0: as fast as --dial-concurrency allows)")
+	fs.DurationVar(&c.LeaveGrace, "leave-grace", d.LeaveGrace, "a leaving viewer keeps reading this long; lines sent before it decided to leave that arrive later count as lost")
+	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
+
+	jsonOut := fs.String("json", "", "write the report as JSON to this file")
+	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: liveroom loadgen [flags]\n\nReplays the seed's live room (or a flat fan-out test) against gateways and reports\njoin times, per-class delivery (expected, delivered, lost, duplicated, latency from send),\nreconnects and the gateways' CPU and memory. Times marked 'profile time' are divided by\n--speed. Every run stops by itself after --duration.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	for _, t := range strings.Split(*targets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.Targets = append(c.Targets, t)
+		}
+	}
+	key := *secret
+	if key == "" {
+		key = devSecret
+	}
+	c.Secret = []byte(key)
+	if *quiet {
+		c.Progress = io.Discard
+	}
+	r, err := loadgen.Run(ctx, c)
+	if r == nil {
+		return err
+	}
+	chat := r.Classes["chat"]
+	fmt.Printf("viewers %d/%d peak, connect failures %d, reconnects %d, join p50/p99/max %.0f/%.0f/%.0f ms\n",
+		r.ViewersPeak, r.ViewersTarget, r.ConnectFailures, r.Reconnects, r.JoinMS.P50, r.JoinMS.P99, r.JoinMS.Max)
+	fmt.Printf("chat: expected %d delivered %d lost %d duplicated %d, p50/p99/max %.0f/%.0f/%.0f ms (lines stored %d)\n",
+		chat.Expected, chat.Delivered, chat.Lost, chat.Duplicated, chat.P50MS, chat.P99MS, chat.MaxMS, r.Chat.Stored)
+	for _, g := range r.Gateways {
+		fmt.Printf("gateway %s: cpu %.1f s, rss peak %.0f MiB %s\n", g.URL, g.CPUS, g.RSSMB, g.Error)
+	}
+	if *jsonOut != "" {
+		if werr := r.WriteJSON(*jsonOut); werr != nil {
+			return werr
+		}
+	}
+	if *htmlOut != "" {
+		if werr := r.WriteHTML(*htmlOut); werr != nil {
+			return werr
+		}
+	}
+	return err
+}
