@@ -10,8 +10,9 @@ import (
 )
 
 // Config says what to replay, against which gateways, and how hard. The zero value of
-// every field but Targets, Secret and Room means the default written on the field: the
-// seed profile of ../shared/seed-profile.md. Config travels as JSON to child processes,
+// every field but Targets and Secret means the default written on the field: the
+// seed profile of ../shared/seed-profile.md. A negative count or rate means none
+// (e.g. ChatBursts -1: no chat bursts). Config travels as JSON to child processes,
 // so every field is plain data.
 //
 // Times in the profile (phases, waves, bursts, pins, sessions) are divided by Speed;
@@ -167,6 +168,12 @@ var (
 	ErrRemote     = errors.New("loadgen: target is not a loopback address (pass --allow-remote to permit it)")
 	ErrBadProfile = errors.New("loadgen: unknown profile")
 )
+
+// Defaults returns the Config that the zero value stands for, for a room of viewers
+// (0: 22000). Fields that scale with the audience are computed for that size.
+func Defaults(viewers int) Config {
+	return Config{Viewers: viewers}.withDefaults()
+}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {

@@ -217,7 +217,7 @@ func (e *engine) spawn(now time.Time, host bool) (*viewer, error) {
 		e:         e,
 		num:       num,
 		userID:    fmt.Sprintf("lg%d-%d", e.shard, num),
-		target:    e.cfg.Targets[g%len(e.cfg.Targets)],
+		target:    g % len(e.cfg.Targets),
 		client:    e.clients[g%len(e.clients)],
 		isHost:    host,
 		activeIdx: -1,

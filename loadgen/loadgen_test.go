@@ -1,14 +1,17 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,13 +44,28 @@ func TestMain(m *testing.M) {
 
 var testSecret = []byte("loadgen-test-secret")
 
+// testGateway is a real gateway on a real HTTP listener.
+type testGateway struct {
+	gw  *gateway.Gateway
+	url string
+}
+
 // startGateways runs n real gateways on one embedded NATS server, each on a real
 // HTTP listener that also serves /metrics with the process collector, and returns
 // their WebSocket URLs.
 func startGateways(t *testing.T, n int) []string {
+	var urls []string
+	for _, g := range startGatewaysCfg(t, n, gateway.Config{}) {
+		urls = append(urls, g.url)
+	}
+	return urls
+}
+
+func startGatewaysCfg(t *testing.T, n int, gcfg gateway.Config) []*testGateway {
 	t.Helper()
 	ns := embednats.Test(t)
-	var urls []string
+	var gws []*testGateway
+	gcfg.Secret = testSecret
 	for range n {
 		nc, err := nats.Connect(ns.ClientURL())
 		if err != nil {
@@ -55,7 +73,7 @@ func startGateways(t *testing.T, n int) []string {
 		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		gw, err := gateway.New(gateway.Config{Secret: testSecret}, nc, reg)
+		gw, err := gateway.New(gcfg, nc, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,9 +88,9 @@ func startGateways(t *testing.T, n int) []string {
 			srv.Close()
 			nc.Close()
 		})
-		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws")
+		gws = append(gws, &testGateway{gw: gw, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"})
 	}
-	return urls
+	return gws
 }
 
 // flatConfig is a short flat run: every viewer joins, the room chats for Hold, and
@@ -169,4 +187,54 @@ func TestRunShardedMerges(t *testing.T) {
 		t.Fatalf("shards = %d, want 2", r.Shards)
 	}
 	checkChat(t, r, 100)
+}
+
+// onFull is a progress writer that calls f once, the first time every viewer is
+// connected.
+type onFull struct {
+	out  io.Writer
+	want string
+	once sync.Once
+	f    func()
+}
+
+func (o *onFull) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(o.want)) {
+		o.once.Do(o.f)
+	}
+	return o.out.Write(b)
+}
+
+// TestRunReconnectsWhenGatewayDrains shuts one of two gateways down as soon as the
+// room is full: its viewers are closed with 4001, come back through the other
+// gateway with jittered backoff, and are all there again at the end.
+func TestRunReconnectsWhenGatewayDrains(t *testing.T) {
+	gws := startGatewaysCfg(t, 2, gateway.Config{DrainPeriod: 300 * time.Millisecond})
+	cfg := flatConfig(t, []string{gws[0].url, gws[1].url}, 60)
+	cfg.Hold = 6 * time.Second
+	cfg.Drain = 10 * time.Second
+	var wg sync.WaitGroup
+	cfg.Progress = &onFull{out: t.Output(), want: "viewers=60/60", f: func() {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			gws[0].gw.Shutdown(ctx)
+		})
+	}}
+	r, err := Run(t.Context(), cfg)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Closes["4001"] == 0 || r.Reconnects < r.Closes["4001"] {
+		t.Errorf("closes %v, reconnects %d: want 4001 closes, each followed by a reconnect", r.Closes, r.Reconnects)
+	}
+	// Every viewer that was on the drained gateway joined again.
+	if want := uint64(60 + 1 + r.Closes["4001"]); r.JoinMS.Count < want {
+		t.Errorf("joins %d, want at least %d", r.JoinMS.Count, want)
+	}
+	if r.Classes["chat"].Duplicated != 0 {
+		t.Errorf("chat: %+v", r.Classes["chat"])
+	}
+	t.Logf("closes %v reconnects %d connect failures %d chat %+v", r.Closes, r.Reconnects, r.ConnectFailures, r.Classes["chat"])
 }

@@ -47,13 +47,13 @@ func (s schedule) online(t time.Duration) float64 {
 		waves := 0.0
 		waveShare := 0.0
 		if c.Viewers > 0 {
-			waveShare = float64(c.SharingWaveJoins) / float64(c.Viewers)
+			waveShare = max(0, float64(c.SharingWaveJoins)/float64(c.Viewers))
 		}
 		for i := range c.SharingWaves {
 			start := s.waveStart(i)
 			waves += waveShare * frac(start, start+c.WaveLength)
 		}
-		climb := math.Max(0, 1-c.ReminderShare-float64(c.SharingWaves)*waveShare)
+		climb := math.Max(0, 1-c.ReminderShare-float64(max(0, c.SharingWaves))*waveShare)
 		return math.Min(1, c.ReminderShare+climb*frac(c.ReminderWave, c.SharingEnd)+waves)
 	case p < c.PlateauEnd:
 		return s.plateau(p)
@@ -90,7 +90,7 @@ func (s schedule) churn(t time.Duration) float64 {
 	if p < c.SharingEnd || p >= c.TailEnd {
 		return 0
 	}
-	return c.ChurnPerSec * c.Speed
+	return max(0, c.ChurnPerSec*c.Speed)
 }
 
 // chatRate is room-wide chat lines per real second at real time t (flat: since the
@@ -101,16 +101,16 @@ func (s schedule) chatRate(t time.Duration) float64 {
 		if t < 0 || t >= c.scaled(c.Hold) {
 			return 0
 		}
-		return c.FlatChatRate
+		return max(0, c.FlatChatRate)
 	}
 	p := time.Duration(float64(t) * c.Speed)
 	if p >= c.TailEnd {
 		return 0
 	}
 	if burstAt(p, c.ChatBursts, c.ChatBurstLength, c.TailEnd) {
-		return c.ChatBurstRate
+		return max(0, c.ChatBurstRate)
 	}
-	return c.ChatRate
+	return max(0, c.ChatRate)
 }
 
 // burstAt reports whether profile time p is inside one of n bursts of length l spread

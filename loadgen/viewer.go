@@ -21,12 +21,12 @@ import (
 // engine's writer pool does the writing (send), so an idle viewer costs one blocked
 // goroutine and its connection.
 type viewer struct {
-	// Set before run starts.
+	// Set before run starts (target is then owned by run).
 	e          *engine
 	num        int    // index within the shard
 	userID     string // token subject
 	token      string
-	target     string
+	target     int          // index in Config.Targets; owned by run, which moves it on after a drop
 	client     *http.Client // carries the source address
 	isHost     bool
 	ctx        context.Context
@@ -76,6 +76,9 @@ func (v *viewer) run() {
 		if errors.Is(err, errLeft) || v.ctx.Err() != nil {
 			return
 		}
+		// Come back through the next gateway: the one that dropped us may be going
+		// away (4001) or gone.
+		v.target = (v.target + 1) % len(e.cfg.Targets)
 		reconnect, soon := reconnectPolicy(code)
 		if !reconnect {
 			e.stats.addClose(code)
@@ -107,7 +110,7 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 	}
 	began := time.Now()
 	dctx, cancel := context.WithTimeout(v.ctx, 15*time.Second)
-	c, _, err := websocket.Dial(dctx, v.target, &websocket.DialOptions{HTTPClient: v.client})
+	c, _, err := websocket.Dial(dctx, e.cfg.Targets[v.target], &websocket.DialOptions{HTTPClient: v.client})
 	cancel()
 	<-e.dialSem
 	if err != nil {
