@@ -100,7 +100,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.connections.Inc()
-	c.serve()
+	// Serve on a fresh goroutine and let the HTTP handler return: the net/http
+	// goroutine, its grown stack and the upgrade request it holds are freed, which
+	// is a good part of an idle viewer's memory.
+	go c.serve()
 }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {

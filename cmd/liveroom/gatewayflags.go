@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ const devSecret = "liveroom-dev-secret-change-me"
 // gatewayFlags are the flags shared by `serve` and `gateway`.
 type gatewayFlags struct {
 	listen, secret, origins, tlsCert, tlsKey string
-	anonymous                                bool
+	anonymous, pprof                         bool
 	drain, tick                              time.Duration
 	chatHistory                              int64
 	replicas                                 int
@@ -44,6 +45,7 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
 	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream replicas for the streams (3 on a cluster)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; keep off in production)")
 	return f
 }
 
@@ -143,9 +145,16 @@ func displayAddr(a net.Addr) string {
 	return a.String()
 }
 
-// mux joins the gateway's endpoints, /metrics and the web pages.
-func mux(gw http.Handler, reg *prometheus.Registry, web http.Handler) *http.ServeMux {
+// mux joins the gateway's endpoints, /metrics, the web pages and, when asked for,
+// the Go profiles.
+func (f *gatewayFlags) mux(gw http.Handler, reg *prometheus.Registry, web http.Handler) *http.ServeMux {
 	m := http.NewServeMux()
+	if f.pprof {
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	m.Handle("/ws", gw)
 	m.Handle("/healthz", gw)
 	m.Handle("/readyz", gw)

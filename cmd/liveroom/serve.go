@@ -44,5 +44,5 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, gf, mux(gw.Handler(), reg, web.Handler()), gw.Shutdown)
+	return serveHTTP(ctx, gf, gf.mux(gw.Handler(), reg, web.Handler()), gw.Shutdown)
 }
