@@ -72,20 +72,6 @@ func (h *Hub) PublishChat(ctx context.Context, room string, l ChatLine) (ChatAck
 	return ChatAck{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
-// decodeChat turns a re-published LR_CHAT message into the encoded chat event
-// `{"type":"chat","seq":N,"ts":MS,"user":...,"text":...,"cid":...}`.
-func decodeChat(m *nats.Msg) ([]byte, error) {
-	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-	if err != nil {
-		return nil, ErrBadEvent
-	}
-	ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
-	if err != nil {
-		return nil, ErrBadEvent
-	}
-	return chatEvent(seq, ts, m.Data)
-}
-
 // chatEvent splices seq and ts into a stored payload without decoding it again.
 func chatEvent(seq uint64, ts time.Time, payload []byte) ([]byte, error) {
 	if len(payload) < 2 || payload[0] != '{' || !json.Valid(payload) {

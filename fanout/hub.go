@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,21 @@ type Config struct {
 	// SubscribeTimeout bounds the round trip that makes a new room subscription
 	// effective before the joining viewer is answered. Default 2s.
 	SubscribeTimeout time.Duration
+
+	// ChatMemory is how many recent chat entries each room keeps in the gateway's
+	// memory for snapshots and recoveries; older ones are read from JetStream.
+	// Default 200.
+	ChatMemory int
+	// ChatSnapshot is how many recent lines a join without `since` (or a reset) gets.
+	// Default 50.
+	ChatSnapshot int
+	// ChatRecoverMax is the most entries a recovery sends; a viewer missing more gets a
+	// reset. Default 500.
+	ChatRecoverMax int
+	// ChatBudget is the most ordinary chat lines per second a viewer is shown; above it
+	// the room samples them (host, moderator and the viewer's own lines always pass).
+	// Default 20.
+	ChatBudget float64
 }
 
 func (c Config) withDefaults() Config {
@@ -47,6 +63,12 @@ func (c Config) withDefaults() Config {
 	if c.SubscribeTimeout <= 0 {
 		c.SubscribeTimeout = 2 * time.Second
 	}
+	c.ChatMemory = cmp.Or(max(c.ChatMemory, 0), 200)
+	c.ChatSnapshot = cmp.Or(max(c.ChatSnapshot, 0), 50)
+	c.ChatRecoverMax = cmp.Or(max(c.ChatRecoverMax, 0), 500)
+	if c.ChatBudget <= 0 {
+		c.ChatBudget = 20
+	}
 	return c
 }
 
@@ -61,6 +83,8 @@ type Hub struct {
 	js      jetstream.JetStream
 	metrics *metrics
 	seed    maphash.Seed
+	chatm   *chatMetrics // chatmetrics.go
+	mod     *moderation  // moderation.go
 
 	shards [shardCount]shard
 }
@@ -89,6 +113,10 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, reg prometheus.Register
 	}
 	h := &Hub{cfg: cfg, nc: nc, js: js, seed: maphash.MakeSeed()}
 	h.metrics = newMetrics(reg, h.roomCount)
+	h.chatm = newChatMetrics(reg)
+	if h.mod, err = startModeration(ctx, h); err != nil {
+		return nil, err
+	}
 	for i := range h.shards {
 		h.shards[i].rooms = make(map[string]*room)
 	}
@@ -169,6 +197,7 @@ func (h *Hub) Close() {
 		sh.closed = true
 		sh.mu.Unlock()
 	}
+	h.mod.close()
 }
 
 func (h *Hub) roomCount() float64 {

@@ -33,10 +33,13 @@ type room struct {
 	closed    bool
 
 	flushMu sync.Mutex // one flush at a time, so frames leave in order
+
+	chat roomChat // chat memory, gap filling, sampling (chatroom.go)
 }
 
 type pendingEvent struct {
 	data []byte
+	chat *chatEntry // set for chat stream entries (chatroom.go)
 }
 
 func newRoom(h *Hub, name string) *room {
@@ -75,6 +78,7 @@ func (r *room) removeSink(s Sink) int {
 	r.sinks[last] = nil
 	r.sinks = r.sinks[:last]
 	delete(r.index, s)
+	r.chat.forget(s)
 	return len(r.sinks)
 }
 
@@ -93,20 +97,16 @@ func (r *room) onMsg(m *nats.Msg) {
 	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	switch kind {
 	case "chat":
-		ev, err := decodeChat(m)
-		if err != nil {
-			r.hub.metrics.badEvents.Inc()
-			return
-		}
-		r.hub.metrics.eventsChat.Inc()
-		r.add(ev)
+		r.onChat(m)
 	default:
 		r.hub.metrics.badEvents.Inc()
 	}
 }
 
 // add queues an encoded event for the next frame, arming the tick if it is the first.
-func (r *room) add(data []byte) {
+func (r *room) add(data []byte) { r.addEvent(pendingEvent{data: data}) }
+
+func (r *room) addEvent(ev pendingEvent) {
 	r.pendMu.Lock()
 	defer r.pendMu.Unlock()
 	if r.closed {
@@ -115,7 +115,7 @@ func (r *room) add(data []byte) {
 	if len(r.pending) == 0 {
 		r.firstAt = time.Now()
 	}
-	r.pending = append(r.pending, pendingEvent{data: data})
+	r.pending = append(r.pending, ev)
 	if !r.scheduled {
 		r.scheduled = true
 		r.timer.Reset(r.hub.cfg.Tick)
@@ -136,7 +136,12 @@ func (r *room) flush() {
 		return
 	}
 
-	f := &Frame{Data: r.encode(events), Class: ClassStream, Received: firstAt, Events: len(events)}
+	shared, own := r.chatFlush(events, firstAt)
+	var f *Frame
+	if len(shared) > 0 {
+		f = &Frame{Data: r.encode(shared), Class: ClassStream, Received: firstAt, Events: len(shared)}
+		r.hub.metrics.batchEvents.Observe(float64(f.Events))
+	}
 	clear(events)
 	r.pendMu.Lock()
 	if r.spare == nil {
@@ -144,10 +149,13 @@ func (r *room) flush() {
 	}
 	r.pendMu.Unlock()
 
-	r.hub.metrics.batchEvents.Observe(float64(f.Events))
 	r.sinksMu.RLock()
 	for _, s := range r.sinks {
-		s.Deliver(f)
+		if of := own[s]; of != nil {
+			s.Deliver(of) // the shared events plus this viewer's own sampled-out lines
+		} else if f != nil {
+			s.Deliver(f)
+		}
 	}
 	r.sinksMu.RUnlock()
 }

@@ -20,6 +20,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 		Storage:           jetstream.FileStorage,
 		Replicas:          cfg.Replicas,
 		Duplicates:        cfg.ChatDedupeWindow,
+		AllowDirect:       true, // chat history reads: batched direct get (chathistory.go)
 		RePublish: &jetstream.RePublish{
 			Source:      chatSubjectAll,
 			Destination: chatRepublishDst,
