@@ -1,0 +1,286 @@
+package web_test
+
+// The browser test: headless Chromium drives the host and viewer pages against a real
+// gateway (embedded NATS) and the real media server, in process.
+//
+// Chromium leaves loopback out of its ICE candidates, and the machine's real interface
+// must never be a target, so the test makes a network namespace with only lo and a veth
+// pair on private addresses (10.203.0.1/24, 10.203.0.2/24) that route nowhere else, and
+// re-executes its own binary inside it (LIVEROOM_BROWSER_CHILD=1). The child runs the
+// servers and the browser; the parent only sets up and removes the namespace.
+//
+// It lives in package web_test so that it can import gateway and media (which the web
+// package itself must not depend on) without an import cycle.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveroom/liveroom/auth"
+	"github.com/liveroom/liveroom/gateway"
+	"github.com/liveroom/liveroom/internal/embednats"
+	"github.com/liveroom/liveroom/web"
+)
+
+const (
+	childEnv      = "LIVEROOM_BROWSER_CHILD" // set in the re-executed child
+	browserEnv    = "LIVEROOM_BROWSER"       // the browser binary, found by the parent
+	requireEnv    = "LIVEROOM_REQUIRE_BROWSER"
+	screenshotEnv = "LIVEROOM_SCREENSHOTS" // a folder: save a screenshot of each page there
+)
+
+func TestBrowser(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		runBrowser(t)
+		return
+	}
+	required := os.Getenv(requireEnv) != ""
+	skip := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if required {
+			t.Fatalf("%s (%s is set, so this is a failure)", msg, requireEnv)
+		}
+		t.Skipf("%s; set %s=1 to make this a failure", msg, requireEnv)
+	}
+	browser := findBrowser()
+	if browser == "" {
+		skip("browser test skipped: no chromium installed (apt-get install chromium iproute2)")
+	}
+	if os.Geteuid() != 0 {
+		skip("browser test skipped: needs root to create a network namespace (ip netns)")
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		skip("browser test skipped: no ip command (apt-get install iproute2)")
+	}
+	ns := newNetns(t, ip)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ip, "netns", "exec", ns, exe,
+		"-test.run", "^TestBrowser$", "-test.v", "-test.count=1", "-test.timeout=3m")
+	cmd.Env = append(os.Environ(), childEnv+"=1", browserEnv+"="+browser)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		t.Log("child: " + sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("browser test in namespace %s failed: %v", ns, err)
+	}
+}
+
+// findBrowser returns the path of an installed Chromium, or "".
+func findBrowser() string {
+	if p := os.Getenv(browserEnv); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// newNetns creates a network namespace with lo up and a veth pair whose two ends are
+// both inside it, on 10.203.0.1/24 and 10.203.0.2/24: the browser gets a non-loopback
+// host candidate, and nothing is routed outside the namespace. Removed at cleanup.
+func newNetns(t *testing.T, ip string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "lrtest-" + hex.EncodeToString(b)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", ns)
+	t.Cleanup(func() {
+		if out, err := exec.Command(ip, "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("removing namespace %s: %v\n%s", ns, err, out)
+		}
+	})
+	run("-n", ns, "link", "set", "lo", "up")
+	run("-n", ns, "link", "add", "lr0", "type", "veth", "peer", "name", "lr1")
+	run("-n", ns, "addr", "add", "10.203.0.1/24", "dev", "lr0")
+	run("-n", ns, "addr", "add", "10.203.0.2/24", "dev", "lr1")
+	run("-n", ns, "link", "set", "lr0", "up")
+	run("-n", ns, "link", "set", "lr1", "up")
+	return ns
+}
+
+// stack is everything the pages talk to, in this process.
+type stack struct {
+	url    string
+	secret []byte
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	secret := []byte("browser-test-secret")
+	ns := embednats.Test(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(gateway.Config{Secret: secret, AllowAnonymous: true}, nc, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gw.Handler())
+	mux.Handle("/", web.Handler())
+	// The pages need a secure context for getUserMedia: http://127.0.0.1 is one.
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+		srv.Close()
+	})
+	return &stack{url: srv.URL, secret: secret}
+}
+
+func (s *stack) token(t *testing.T, user string, role auth.Role, room string) string {
+	t.Helper()
+	tok, err := auth.Mint(s.secret, auth.Claims{UserID: user, Name: user, Role: role, Rooms: []string{room}, Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// runBrowser is the test proper, inside the namespace.
+func runBrowser(t *testing.T) {
+	st := startStack(t)
+	const room = "browser-test"
+	hostURL := st.url + "/host/" + room + "?token=" + st.token(t, "host1", auth.RoleHost, room)
+	viewerURL := st.url + "/r/" + room + "?token=" + st.token(t, "viewer1", auth.RoleViewer, room)
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(os.Getenv(browserEnv)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		// Real host candidates (10.203.0.2) instead of mDNS names on the viewer page,
+		// which has no camera permission.
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// Two tabs are open at once: keep the one not in front running at full speed.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	// The first Do on a context starts the browser (or the tab) for that context's
+	// whole life, so it gets no deadline; the steps below run on children with one.
+	hostTab, cancelHost := chromedp.NewContext(allocCtx)
+	defer cancelHost()
+	if err := chromedp.Do(hostTab); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	viewerTab, cancelViewer := chromedp.NewContext(hostTab)
+	defer cancelViewer()
+	if err := chromedp.Do(viewerTab); err != nil {
+		t.Fatalf("opening a second tab: %v", err)
+	}
+	host, cancelH := context.WithTimeout(hostTab, 2*time.Minute)
+	defer cancelH()
+	viewer, cancelV := context.WithTimeout(viewerTab, 2*time.Minute)
+	defer cancelV()
+
+	start := time.Now()
+	step := func(name string, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%-32s ok at %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	// poll waits, in the page, until expr is truthy: every wait below is an event in
+	// the page, none is a sleep. The run's deadline bounds them all.
+	poll := func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(0))
+	}
+	connected := poll(`document.getElementById("conn").dataset.state === "online"`)
+	say := func(text string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(chromedp.SendKeys(chromedp.ID("text"), text), chromedp.Click(chromedp.ID("send-btn")))
+	}
+
+	step("host page connects", host,
+		chromedp.EmulateViewport(1280, 720),
+		chromedp.Navigate(hostURL),
+		connected)
+	step("viewer page connects", viewer,
+		chromedp.EmulateViewport(390, 760),
+		chromedp.Navigate(viewerURL),
+		connected)
+
+	// Chat both ways.
+	step("viewer sends chat", viewer, say("hello from the viewer"))
+	step("host sees the viewer's line", host, poll(hasLine("hello from the viewer")))
+	step("host sends chat", host, say("welcome!"))
+	step("viewer sees the host's line", viewer, poll(hasLine("welcome!")))
+
+	if dir := os.Getenv(screenshotEnv); dir != "" {
+		for name, ctx := range map[string]context.Context{"host": host, "viewer": viewer} {
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatalf("screenshot %s: %v", name, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "liveroom-"+name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// hasLine is a page expression: is there a chat line with exactly this text?
+func hasLine(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("#lines li .text")].some((e) => e.textContent === %q)`, text)
+}
