@@ -1,0 +1,381 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+)
+
+// maxBatch bounds how many queued presses one seller round serves.
+const maxBatch = 256
+
+// waitPause is how long a seller waits before asking the pool again when every unit
+// left is out on another gateway's lease.
+const waitPause = 10 * time.Millisecond
+
+// sale is one flash sale as seen by one gateway: the users who pressed here, the
+// presses waiting for stock, and the seller goroutine that serves them in arrival
+// order.
+type sale struct {
+	// set in newSale
+	f    *FlashSales
+	key  string
+	room string
+	item string
+	wake chan struct{} // capacity 1: "the queue has presses"
+
+	mu       sync.Mutex // guards the fields below
+	id       string
+	limit    int
+	startsAt time.Time
+	soldOut  bool // final: the pool is exhausted
+	buyers   map[string]*buyer
+	queue    []*pending
+}
+
+// buyer is one user's presses on one sale through this gateway.
+type buyer struct {
+	limiter  *rate.Limiter
+	wins     int                 // orders this user is known to hold in the sale
+	answers  map[string]Answer   // final answers, by cid
+	inflight map[string]*pending // presses being served, by cid
+}
+
+// pending is a press waiting for the seller.
+type pending struct {
+	Press
+	slot    int // which of the user's per-user slots this press tries to fill
+	arrived time.Time
+	done    chan struct{}
+	ans     Answer
+	err     error
+}
+
+func (w *pending) wait(ctx context.Context) (Answer, error) {
+	select {
+	case <-w.done:
+		return w.ans, w.err
+	case <-ctx.Done():
+		return Answer{}, ctx.Err()
+	}
+}
+
+func newSale(f *FlashSales, key string, rec *saleRecord) *sale {
+	s := &sale{f: f, key: key, room: rec.Room, item: rec.Item, wake: make(chan struct{}, 1)}
+	s.observe(rec)
+	return s
+}
+
+// observe takes in the pool as last read or written. A new sale id (the item was put
+// on sale again) forgets everything known about the previous one.
+func (s *sale) observe(rec *saleRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec.Sale != s.id {
+		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
+		s.soldOut = false
+		s.buyers = map[string]*buyer{}
+	}
+	if rec.exhausted() {
+		s.soldOut = true
+	}
+	s.f.metrics.stockLeft.WithLabelValues(s.room, s.item).Set(float64(rec.left()))
+}
+
+func (s *sale) buyer(user string) *buyer {
+	b := s.buyers[user]
+	if b == nil {
+		b = &buyer{limiter: s.f.newLimiter(), answers: map[string]Answer{}, inflight: map[string]*pending{}}
+		s.buyers[user] = b
+	}
+	return b
+}
+
+// press answers what can be answered from memory and queues the rest for the seller.
+func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error) {
+	s.mu.Lock()
+	b := s.buyer(p.User)
+	if a, ok := b.answers[p.CID]; ok {
+		s.mu.Unlock()
+		return a, nil
+	}
+	if w := b.inflight[p.CID]; w != nil {
+		s.mu.Unlock()
+		return w.wait(ctx)
+	}
+	if r := b.limiter.ReserveN(now, 1); r.DelayFrom(now) > 0 {
+		d := r.DelayFrom(now)
+		r.CancelAt(now)
+		s.mu.Unlock()
+		return Answer{Kind: RateLimited, Retry: d}, nil
+	}
+	if now.Before(s.startsAt) {
+		d := s.startsAt.Sub(now)
+		s.mu.Unlock()
+		return Answer{Kind: NotStarted, Retry: d}, nil
+	}
+	if b.wins >= s.limit {
+		a := Answer{Kind: AlreadyBought, final: true}
+		b.answers[p.CID] = a
+		s.mu.Unlock()
+		return a, nil
+	}
+	if s.soldOut {
+		a := Answer{Kind: SoldOut, final: true}
+		b.answers[p.CID] = a
+		s.mu.Unlock()
+		return a, nil
+	}
+	w := &pending{Press: p, slot: b.wins + 1, arrived: now, done: make(chan struct{})}
+	b.inflight[p.CID] = w
+	s.queue = append(s.queue, w)
+	s.mu.Unlock()
+	s.signal()
+	return w.wait(ctx)
+}
+
+func (s *sale) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish answers a press. Final answers are remembered for retries with its cid.
+func (s *sale) finish(w *pending, a Answer, err error) {
+	s.mu.Lock()
+	b := s.buyer(w.User)
+	delete(b.inflight, w.CID)
+	if err == nil {
+		if a.Kind == Won || a.Kind == AlreadyBought {
+			b.wins = max(b.wins, w.slot)
+		}
+		if a.final {
+			b.answers[w.CID] = a
+		}
+	}
+	s.mu.Unlock()
+	w.ans, w.err = a, err
+	close(w.done)
+}
+
+// run is the seller: it serves queued presses, oldest first, until Close.
+func (s *sale) run() {
+	ctx := s.f.ctx
+	for {
+		select {
+		case <-ctx.Done():
+			for _, w := range s.take(0) {
+				s.finish(w, Answer{}, ErrClosed)
+			}
+			return
+		case <-s.wake:
+		}
+		for ctx.Err() == nil {
+			batch := s.take(maxBatch)
+			if len(batch) == 0 {
+				break
+			}
+			s.serve(ctx, batch)
+		}
+		if ctx.Err() == nil && s.queued() {
+			s.signal()
+		}
+	}
+}
+
+// take removes up to n (0: all) presses from the front of the queue.
+func (s *sale) take(n int) []*pending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 || n > len(s.queue) {
+		n = len(s.queue)
+	}
+	batch := make([]*pending, n)
+	copy(batch, s.queue)
+	s.queue = append(s.queue[:0], s.queue[n:]...)
+	return batch
+}
+
+func (s *sale) queued() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
+}
+
+// requeue puts presses back at the front of the queue, keeping their order.
+func (s *sale) requeue(ws []*pending) {
+	if len(ws) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.queue = append(ws[:len(ws):len(ws)], s.queue...)
+	s.mu.Unlock()
+}
+
+// serve leases units for a batch, publishes one order per unit, and settles the lease.
+func (s *sale) serve(ctx context.Context, batch []*pending) {
+	opCtx, cancel := context.WithTimeout(ctx, s.f.cfg.PublishTimeout)
+	defer cancel()
+	lr, err := s.f.lease(opCtx, s.key, len(batch))
+	if err != nil {
+		for _, w := range batch {
+			s.finish(w, Answer{}, err)
+		}
+		return
+	}
+	s.observe(lr.rec)
+	if len(lr.units) == 0 {
+		s.noUnits(ctx, lr.rec, batch)
+		return
+	}
+	n := min(len(lr.units), len(batch))
+	s.requeue(batch[n:])
+	out := s.publish(opCtx, lr.rec, batch[:n], lr.units[:n])
+	s.requeue(out.retry)
+	unused := append(out.unused, lr.units[n:]...)
+	rec, err := s.f.settle(opCtx, s.key, lr.id, out.sold, unused)
+	if err != nil {
+		// The lease expires and another gateway takes its units back.
+		s.f.metrics.settleErrors.Inc()
+		return
+	}
+	s.observe(rec)
+}
+
+// noUnits handles a batch for which the pool had nothing: sold out if the pool is
+// exhausted; otherwise the last units are on other gateways' leases, and presses wait
+// for them to come back, up to SoldOutWait.
+func (s *sale) noUnits(ctx context.Context, rec *saleRecord, batch []*pending) {
+	if rec.exhausted() {
+		for _, w := range batch {
+			s.finish(w, Answer{Kind: SoldOut, final: true}, nil)
+		}
+		return
+	}
+	now := time.Now()
+	var wait []*pending
+	for _, w := range batch {
+		if now.Sub(w.arrived) < s.f.cfg.SoldOutWait {
+			wait = append(wait, w)
+		} else {
+			s.finish(w, Answer{Kind: SoldOut}, nil) // not final: units may come back
+		}
+	}
+	s.requeue(wait)
+	t := time.NewTimer(waitPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// publishOutcome is what one round of order publishes did to the lease's units.
+type publishOutcome struct {
+	sold   int        // units this round sold, or found sold by someone else
+	unused []int      // units to hand back
+	retry  []*pending // presses to serve again (their unit was taken, or the user's slot was)
+}
+
+// publish sends one order per (press, unit) at once and sorts out the acks. An order
+// is stored only if its unit's subject is empty (no oversell) and the user's slot id
+// is new (per-user limit).
+func (s *sale) publish(ctx context.Context, rec *saleRecord, batch []*pending, units []int) publishOutcome {
+	var out publishOutcome
+	futs := make([]jetstream.PubAckFuture, len(batch))
+	m := s.f.metrics
+	now := time.Now().UnixMilli()
+	for i, w := range batch {
+		o := Order{ID: orderID(rec.Sale, units[i]), Sale: rec.Sale, Room: rec.Room, Item: rec.Item,
+			Unit: units[i], User: w.User, Slot: w.slot, CID: w.CID, Gateway: s.f.cfg.Gateway, TS: now}
+		msg := nats.NewMsg(orderSubject(rec.Room, rec.Sale, units[i]))
+		msg.Data, _ = json.Marshal(o)
+		fut, err := s.f.js.PublishMsgAsync(msg,
+			jetstream.WithMsgID(orderMsgID(rec.Sale, w.User, w.slot)),
+			jetstream.WithExpectLastSequencePerSubject(0),
+			jetstream.WithExpectStream(OrdersStream))
+		if err != nil {
+			out.unused = append(out.unused, units[i])
+			s.finish(w, Answer{}, err)
+			continue
+		}
+		m.intentsInflight.Inc()
+		futs[i] = fut
+	}
+	for i, fut := range futs {
+		if fut == nil {
+			continue
+		}
+		w, unit := batch[i], units[i]
+		var ack *jetstream.PubAck
+		var err error
+		select {
+		case ack = <-fut.Ok():
+		case err = <-fut.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		m.intentsInflight.Dec()
+		switch {
+		case err == nil && !ack.Duplicate:
+			out.sold++
+			m.ordersStored.Inc()
+			s.finish(w, Answer{Kind: Won, OrderID: orderID(rec.Sale, unit), final: true}, nil)
+		case err == nil:
+			// The user's slot is taken: by this very press earlier (a retry after a
+			// lost answer, perhaps through another gateway) or by another press.
+			out.unused = append(out.unused, unit)
+			if w2 := s.slotTaken(ctx, w, ack.Sequence); w2 != nil {
+				out.retry = append(out.retry, w2)
+			}
+		case isWrongLastSeq(err):
+			// Someone sold this unit (it came back from a reclaimed lease): count it
+			// and try the press again with another unit.
+			out.sold++
+			m.unitsTaken.Inc()
+			out.retry = append(out.retry, w)
+		default:
+			// Unknown: the order may or may not be stored. The unit goes back (the
+			// unit's subject protects it), the client retries with the same cid.
+			out.unused = append(out.unused, unit)
+			s.finish(w, Answer{}, err)
+		}
+	}
+	return out
+}
+
+// slotTaken answers a press whose user slot already holds an order (stored at seq).
+// It returns the press if it should try the user's next slot.
+func (s *sale) slotTaken(ctx context.Context, w *pending, seq uint64) *pending {
+	raw, err := s.f.orders.GetMsg(ctx, seq)
+	if err != nil {
+		s.finish(w, Answer{}, err)
+		return nil
+	}
+	var o Order
+	if err := json.Unmarshal(raw.Data, &o); err != nil {
+		s.finish(w, Answer{}, err)
+		return nil
+	}
+	if o.CID == w.CID {
+		s.finish(w, Answer{Kind: Won, OrderID: o.ID, final: true}, nil)
+		return nil
+	}
+	s.mu.Lock()
+	limit := s.limit
+	b := s.buyer(w.User)
+	b.wins = max(b.wins, w.slot)
+	s.mu.Unlock()
+	if w.slot < limit {
+		w.slot++
+		return w
+	}
+	s.finish(w, Answer{Kind: AlreadyBought, final: true}, nil)
+	return nil
+}
