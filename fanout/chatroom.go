@@ -22,10 +22,10 @@ import (
 // roomChat is the chat part of a room.
 type roomChat struct {
 	// guarded by the room's flushMu
-	log        chatLog
-	loaded     bool      // the log was filled from JetStream; before that it is not kept
-	tokens     float64   // sampling budget left (lines)
-	refilledAt time.Time // when tokens was last refilled
+	log    chatLog
+	loaded bool        // the log was filled from JetStream; before that it is not kept
+	shown  []time.Time // flush times of the last ordinary lines shown, a ring (sampling)
+	next   int         // the ring's oldest slot
 
 	usersMu sync.Mutex // guards users and byUser; taken after sinksMu
 	users   map[Sink]string
@@ -143,8 +143,6 @@ func (r *room) loadChat(ctx context.Context) error {
 		r.chat.log.append(e)
 	}
 	r.chat.loaded = true
-	r.chat.refilledAt = time.Now()
-	r.chat.tokens = h.chatBurst()
 	return nil
 }
 
@@ -226,7 +224,7 @@ func (r *room) onChat(m *nats.Msg) {
 // the shared events with their lines in place.
 func (r *room) chatFlush(events []pendingEvent, firstAt time.Time) ([]pendingEvent, map[Sink]*Frame) {
 	c, m := &r.chat, r.hub.chatm
-	c.refill(r.hub, time.Now())
+	now := time.Now()
 	out := events[:0]
 	type ownLine struct {
 		at int // index in out it goes before
@@ -235,7 +233,7 @@ func (r *room) chatFlush(events []pendingEvent, firstAt time.Time) ([]pendingEve
 	var own map[string][]ownLine
 	keep := func(ev pendingEvent) {
 		e := ev.chat
-		if e == nil || e.priority() || c.take() {
+		if e == nil || e.priority() || c.take(r.hub, now) {
 			out = append(out, ev)
 			return
 		}
@@ -309,27 +307,20 @@ func (r *room) fillGap(seq uint64) []chatEntry {
 	return es
 }
 
-// chatBurst is how many ordinary lines one frame may carry: the budget over one tick,
-// at least one.
-func (h *Hub) chatBurst() float64 {
-	return max(1, math.Ceil(h.cfg.ChatBudget*h.cfg.Tick.Seconds()))
-}
-
-func (c *roomChat) refill(h *Hub, now time.Time) {
-	if c.refilledAt.IsZero() {
-		c.refilledAt, c.tokens = now, h.chatBurst()
-		return
+// take reports whether one more ordinary line may be shown at now: the room shows at
+// most ChatBudget (rounded, at least 1) ordinary lines in any one-second window of
+// flush times. A quiet room's burst passes whole; a busy room is cut to the budget.
+// Every viewer is shown the same sample, so the frame is still encoded once.
+func (c *roomChat) take(h *Hub, now time.Time) bool {
+	if c.shown == nil {
+		c.shown = make([]time.Time, max(1, int(math.Round(h.cfg.ChatBudget))))
 	}
-	c.tokens = min(h.chatBurst(), c.tokens+h.cfg.ChatBudget*now.Sub(c.refilledAt).Seconds())
-	c.refilledAt = now
-}
-
-func (c *roomChat) take() bool {
-	if c.tokens >= 1 {
-		c.tokens--
-		return true
+	if oldest := c.shown[c.next]; !oldest.IsZero() && now.Sub(oldest) < time.Second {
+		return false
 	}
-	return false
+	c.shown[c.next] = now
+	c.next = (c.next + 1) % len(c.shown)
+	return true
 }
 
 func (c *roomChat) addUser(s Sink, user string) {

@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/liveroom/liveroom/auth"
+	"github.com/liveroom/liveroom/fanout"
 )
 
 // A line sent on gateway A reaches every viewer on A and B exactly once, in the same
 // order, with the same sequence numbers.
 func TestTwoGatewaysShareARoom(t *testing.T) {
 	ns := startNATS(t)
-	a := startGateway(t, ns, Config{AllowAnonymous: true, ChatRate: 1000, ChatBurst: 1000})
-	b := startGateway(t, ns, Config{AllowAnonymous: true})
+	// A budget above the burst: this test wants every line (sampling: sampling_test.go).
+	a := startGateway(t, ns, Config{AllowAnonymous: true, ChatRate: 1000, ChatBurst: 1000, Fanout: fanout.Config{ChatBudget: 1000}})
+	b := startGateway(t, ns, Config{AllowAnonymous: true, Fanout: fanout.Config{ChatBudget: 1000}})
 
 	const room, lines = "r1", 30
 	var viewers []*client

@@ -30,6 +30,8 @@ func (c *conn) handle(data []byte) {
 			result, cerr = c.chat(cmd)
 		case "ping":
 			result = pingResult{TS: time.Now().UnixMilli()}
+		case "delete", "mute", "ban", "unban", "slow_mode":
+			result, cerr = c.moderate(cmd)
 		default:
 			cerr = errorf(codeUnknown, fmt.Sprintf("unknown command %q", cmd.Cmd))
 		}
@@ -45,6 +47,9 @@ func (c *conn) handle(data []byte) {
 				c.closeWith(ClosePolicy, "too many bad commands")
 			}
 		}
+		return
+	}
+	if _, sent := result.(replySent); sent {
 		return
 	}
 	c.send(encodeReply(cmd.ID, result, nil))
@@ -63,13 +68,7 @@ func (c *conn) join(cmd command) (any, *cmdError) {
 	if err := c.authorize(cmd); err != nil {
 		return nil, err
 	}
-	if err := c.g.hub.Join(cmd.Room, c); err != nil {
-		c.g.log.Warn("join failed", "room", cmd.Room, "err", err)
-		return nil, errorf(codeUnavailable, "could not subscribe to the room; retry")
-	}
-	c.rooms[cmd.Room] = struct{}{}
-	c.g.metrics.joins.Inc()
-	return joinResult{Room: cmd.Room, You: c.you}, nil
+	return c.joinRoom(cmd) // chatjoin.go: queues the reply with the snapshot itself
 }
 
 // authorize settles who the connection is (once: one user per connection) and whether
@@ -153,6 +152,9 @@ func (c *conn) chat(cmd command) (any, *cmdError) {
 		d := r.Delay()
 		r.Cancel()
 		return nil, rateLimited("chat rate limit", d)
+	}
+	if err := c.chatAllowed(cmd.Room); err != nil { // mute, slow mode (chatjoin.go)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.PublishTimeout)
 	defer cancel()

@@ -17,6 +17,9 @@ const (
 	codeRateLimited   = "rate_limited"
 	codeUnavailable   = "unavailable"
 	codeInternal      = "internal"
+	codeMuted         = "muted"     // chat while muted (moderation.go)
+	codeBanned        = "banned"    // join of a room the user is banned from
+	codeSlowMode      = "slow_mode" // chat faster than the room's slow mode
 )
 
 // errorCodes lists every code, so metrics can resolve their label children up front.
@@ -24,6 +27,7 @@ var errorCodes = []string{
 	codeMalformed, codeUnknown, codeBadRequest, codeTextTooLong, codeUnauthorized,
 	codeTokenExpired, codeForbidden, codeNotJoined, codeAlreadyJoined, codeTooManyRooms,
 	codeRateLimited, codeUnavailable, codeInternal,
+	codeMuted, codeBanned, codeSlowMode,
 }
 
 // policyCodes are the errors that count towards closing an abusive connection.

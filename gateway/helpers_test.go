@@ -140,6 +140,10 @@ type chatEvent struct {
 	} `json:"user"`
 	Text string `json:"text"`
 	CID  string `json:"cid"`
+	// other events: delete (Line), reset (Lines), slow_mode (Seconds)
+	Line    uint64      `json:"line"`
+	Lines   []chatEvent `json:"lines"`
+	Seconds int         `json:"seconds"`
 }
 
 func dial(t testing.TB, url string) *client {

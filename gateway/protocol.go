@@ -15,6 +15,11 @@ type command struct {
 	Since *uint64 `json:"since"`
 	Text  string  `json:"text"`
 	CID   string  `json:"cid"`
+
+	// moderation (moderation.go)
+	User    string `json:"user"`
+	Seconds *int   `json:"seconds"`
+	Seq     uint64 `json:"seq"`
 }
 
 type reply struct {
@@ -27,7 +32,16 @@ type reply struct {
 type joinResult struct {
 	Room     string      `json:"room"`
 	You      fanout.User `json:"you"`
-	Snapshot struct{}    `json:"snapshot"`
+	Snapshot snapshot    `json:"snapshot"`
+}
+
+// snapshot is the room as a joining viewer first sees it (docs/protocol.md, "Snapshot").
+type snapshot struct {
+	// Chat: the recent lines, or with `since` exactly the events missed (chatjoin.go).
+	Chat      []json.RawMessage `json:"chat"`
+	Recovered bool              `json:"recovered,omitempty"`
+	// SlowMode is the room's slow mode in seconds, 0 for off.
+	SlowMode int `json:"slow_mode"`
 }
 
 type chatResult struct {
