@@ -1,0 +1,226 @@
+package media
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// broadcast is one room's publisher session, from its WHIP POST until DELETE, a
+// failed connection or Server.Close. It owns the room's forwarders and viewers.
+type broadcast struct {
+	// set before it is shared
+	s    *Server
+	room string
+	id   string
+	done chan struct{} // closed by end
+
+	// statusMu serialises this broadcast's status publishes so "offline" is last.
+	// Lock order: statusMu, then mu.
+	statusMu sync.Mutex
+
+	mu      sync.Mutex
+	pc      *webrtc.PeerConnection
+	tracks  []*forwarder
+	viewers map[string]*viewer
+	counted bool // publishers gauge incremented
+	ended   bool
+}
+
+func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	if !validRoom(room) {
+		s.refuse(w, http.StatusBadRequest, "room_name", "room must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	if !s.authorize(w, r, room, true) {
+		return
+	}
+	offer, ok := s.readOffer(w, r)
+	if !ok {
+		return
+	}
+
+	b := &broadcast{s: s, room: room, id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		s.refuse(w, http.StatusServiceUnavailable, "closing", "media server is shutting down")
+		return
+	case s.rooms[room] != nil:
+		s.mu.Unlock()
+		s.refuse(w, http.StatusConflict, "busy", fmt.Sprintf("room %q already has a live publisher; end it (DELETE its resource) first", room))
+		return
+	}
+	s.rooms[room] = b // reserved: a second publisher now gets 409
+	s.mu.Unlock()
+
+	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.end()
+		s.refuse(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	b.mu.Lock()
+	b.pc = pc
+	b.mu.Unlock()
+	pc.OnTrack(b.onTrack)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			s.spawn(b.end)
+		}
+	})
+	sdp, err := s.answer(r.Context(), pc, offer)
+	if err != nil {
+		b.end()
+		s.answerError(w, err)
+		return
+	}
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		s.refuse(w, http.StatusServiceUnavailable, "closing", "broadcast ended before it started")
+		return
+	}
+	b.counted = true
+	b.mu.Unlock()
+	s.m.publishers.Inc()
+	s.spawn(b.refreshStatus)
+	writeAnswer(w, "/whip/"+room+"/"+b.id, sdp)
+}
+
+func (s *Server) whipDelete(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	b := s.rooms[r.PathValue("room")]
+	s.mu.Unlock()
+	if b == nil || b.id != r.PathValue("id") {
+		http.Error(w, "no such WHIP session", http.StatusNotFound)
+		return
+	}
+	b.end()
+	w.WriteHeader(http.StatusOK)
+}
+
+// onTrack starts a forwarder for a publisher track (Pion calls it on the track's
+// first packet) and announces the room's tracks.
+func (b *broadcast) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	b.mu.Lock()
+	pc := b.pc
+	b.mu.Unlock()
+	ssrc := uint32(track.SSRC())
+	f := newForwarder(track.Codec(), track.Kind(), track, b.s.cfg, b.s.m, func() {
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	})
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.tracks = append(b.tracks, f)
+	b.mu.Unlock()
+	if !b.s.spawn(f.run) {
+		return
+	}
+	// Drain the publisher's RTCP (sender reports); the interceptors have seen it.
+	b.s.spawn(func() {
+		buf := make([]byte, maxPacket)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	b.publishStatus()
+}
+
+// tracksInfo describes the forwarders; called with b.mu held.
+func (b *broadcast) tracksInfo() []TrackInfo {
+	out := make([]TrackInfo, 0, len(b.tracks))
+	for _, f := range b.tracks {
+		codec := strings.TrimPrefix(strings.TrimPrefix(f.codec.MimeType, "video/"), "audio/")
+		out = append(out, TrackInfo{Kind: f.media.String(), Codec: codec})
+	}
+	return out
+}
+
+// publishStatus announces the room live with its current tracks.
+func (b *broadcast) publishStatus() {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	b.mu.Lock()
+	if b.ended || len(b.tracks) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	info := b.tracksInfo()
+	b.mu.Unlock()
+	if err := b.s.status.publish(LiveStatus{Room: b.room, Live: true, Tracks: info}); err != nil {
+		b.s.cfg.Logger.Warn("media: publish live status", "room", b.room, "err", err)
+	}
+}
+
+// refreshStatus republishes the live status every LiveRefresh until the broadcast ends.
+func (b *broadcast) refreshStatus() {
+	t := time.NewTicker(b.s.cfg.LiveRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+			b.publishStatus()
+		}
+	}
+}
+
+// end stops the broadcast: the room goes offline, its viewers are closed, the
+// publisher's connection is closed (which ends the forwarders). Safe to call more
+// than once and from any goroutine except Pion's callbacks.
+func (b *broadcast) end() {
+	b.statusMu.Lock()
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		b.statusMu.Unlock()
+		return
+	}
+	b.ended = true
+	wasLive, counted, pc := len(b.tracks) > 0, b.counted, b.pc
+	viewers := make([]*viewer, 0, len(b.viewers))
+	for _, v := range b.viewers {
+		viewers = append(viewers, v)
+	}
+	b.mu.Unlock()
+	close(b.done)
+	if wasLive {
+		if err := b.s.status.publish(LiveStatus{Room: b.room, Live: false}); err != nil {
+			b.s.cfg.Logger.Warn("media: publish offline status", "room", b.room, "err", err)
+		}
+	}
+	b.statusMu.Unlock()
+
+	b.s.mu.Lock()
+	if b.s.rooms[b.room] == b {
+		delete(b.s.rooms, b.room)
+	}
+	b.s.mu.Unlock()
+	for _, v := range viewers {
+		v.close()
+	}
+	if pc != nil {
+		if err := pc.GracefulClose(); err != nil {
+			b.s.cfg.Logger.Debug("media: close publisher", "room", b.room, "err", err)
+		}
+	}
+	if counted {
+		b.s.m.publishers.Dec()
+	}
+	b.s.cfg.Logger.Info("media: broadcast ended", slog.String("room", b.room))
+}
