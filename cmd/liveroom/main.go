@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"gateway": {"run one more edge gateway on an existing NATS", runGateway},
 	"token":   {"mint a signed token for tests and demos", runToken},
 	"loadgen": {"replay the seed's 22k-viewer room against gateways and report", runLoadgen},
+	"media":   {"run the WHIP/WHEP media server alone", runMedia},
 }
 
 func main() {
