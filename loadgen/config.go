@@ -98,9 +98,10 @@ type Config struct {
 	ChatBursts      int           `json:"chat_bursts"`
 	ChatBurstRate   float64       `json:"chat_burst_rate"`
 	ChatBurstLength time.Duration `json:"chat_burst_length"`
-	// ChatViewBudget is the most lines per second a viewer is promised (the gateway may
-	// show a viewer only a sample of a busier room). Reported, not yet applied to
-	// expected counts: today's gateway sends every line. Default 20.
+	// ChatViewBudget is the most ordinary lines per second a viewer is owed: the
+	// gateway may show a viewer of a busy room only a sample (host lines always). Lines
+	// above it are reported as sampled, not lost. Match the gateway's chat budget;
+	// negative: every line is owed. Default 20.
 	ChatViewBudget int `json:"chat_view_budget"`
 
 	// Seed profile: cheers (sent once the protocol has a cheer command, issue 3).

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -34,10 +35,12 @@ func (s *shardSpec) viewers() int {
 	return n
 }
 
-// sentLine is one chat line the gateway stored: when it was first sent and its seq.
+// sentLine is one chat line the gateway stored: when it was first sent, its seq.
 type sentLine struct {
 	SentUS int64 `json:"t"`
 	Seq    int64 `json:"s"`
+	// Priority lines (the host's) are never sampled out.
+	Priority bool `json:"p,omitempty"`
 }
 
 // window is one viewer's part of the chat accounting: it expects every stored line
@@ -179,6 +182,12 @@ func (e *engine) enqueue(j job) {
 	}
 }
 
+// enqueueChat queues a new chat line; it counts as pending from here until its reply.
+func (e *engine) enqueueChat(v *viewer) {
+	e.stats.chatPending.Add(1)
+	e.enqueue(job{v: v, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+}
+
 func (e *engine) worker() {
 	defer e.workers.Done()
 	for j := range e.jobs {
@@ -222,18 +231,13 @@ func (e *engine) spawn(now time.Time, host bool) (*viewer, error) {
 		isHost:    host,
 		activeIdx: -1,
 	}
-	role, name := auth.RoleViewer, "viewer "+v.userID
 	if host {
-		role, name, v.userID = auth.RoleHost, "Host", fmt.Sprintf("lg-host-%d", e.shard)
+		v.userID = fmt.Sprintf("lg-host-%d", e.shard)
 	}
-	tok, err := auth.Mint(e.cfg.Secret, auth.Claims{
-		UserID: v.userID, Name: name, Role: role, Rooms: []string{e.cfg.Room},
-		Expires: now.Add(e.cfg.Duration + time.Hour),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: mint token: %w", err)
+	v.token = e.mint(v.userID, host, now)
+	if v.token == "" {
+		return nil, errors.New("loadgen: cannot mint tokens: check the secret")
 	}
-	v.token = tok
 	v.cutUS.Store(math.MaxInt64)
 	v.ctx, v.cancel = context.WithCancel(e.vctx)
 	if !host {
@@ -250,6 +254,23 @@ func (e *engine) spawn(now time.Time, host bool) (*viewer, error) {
 	e.viewers.Add(1)
 	go v.run()
 	return v, nil
+}
+
+// mint signs a token for a viewer or the host, valid for the whole run; "" when the
+// secret cannot sign (checked at the first spawn).
+func (e *engine) mint(userID string, host bool, now time.Time) string {
+	role, name := auth.RoleViewer, "viewer "+userID
+	if host {
+		role, name = auth.RoleHost, "Host"
+	}
+	tok, err := auth.Mint(e.cfg.Secret, auth.Claims{
+		UserID: userID, Name: name, Role: role, Rooms: []string{e.cfg.Room},
+		Expires: now.Add(e.cfg.Duration + time.Hour),
+	})
+	if err != nil {
+		e.noteError("mint", err)
+	}
+	return tok
 }
 
 // retire makes the viewer that the profile lets go first leave: it stops counting
@@ -429,12 +450,12 @@ loop:
 			for ; chatAcc >= 1; chatAcc-- {
 				if v := e.pickSender(now); v != nil {
 					v.lastChat = now
-					e.enqueue(job{v: v, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+					e.enqueueChat(v)
 				}
 			}
 			if e.host != nil && !flat && t >= hostChatAt && t < loadEnd {
 				hostChatAt += cfg.scaled(cfg.HostChatEvery)
-				e.enqueue(job{v: e.host, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+				e.enqueueChat(e.host)
 			}
 
 			// Heartbeats and leaves that are due.

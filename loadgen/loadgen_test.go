@@ -102,8 +102,8 @@ func flatConfig(t *testing.T, targets []string, viewers int) Config {
 		Secret:       testSecret,
 		Profile:      ProfileFlat,
 		Viewers:      viewers,
-		Hold:         2 * time.Second,
-		FlatChatRate: 20,
+		Hold:         3 * time.Second,
+		FlatChatRate: 10, // half the gateway's per-viewer budget: nothing may be sampled
 		Drain:        20 * time.Second,
 		Duration:     90 * time.Second,
 		Seed:         1,

@@ -3,7 +3,6 @@ package loadgen
 import (
 	"encoding/json"
 	"os"
-	"sort"
 	"time"
 )
 
@@ -53,19 +52,23 @@ type Percentiles struct {
 }
 
 // ClassReport is one class of event. Expected counts (viewer, event) pairs the
-// viewers should have received; Lost = Expected − Delivered; Duplicated counts events
+// viewers should have received (for chat: within the per-viewer budget, see
+// chatLedger); Lost = Expected − Delivered; Duplicated counts events
 // a viewer received again (or out of order). Latency is measured from the moment the
 // load generator sent the action that caused the event.
 type ClassReport struct {
-	Measured   bool    `json:"measured"`
-	Expected   int64   `json:"expected"`
-	Delivered  int64   `json:"delivered"`
-	Lost       int64   `json:"lost"`
-	Duplicated int64   `json:"duplicated"`
-	P50MS      float64 `json:"p50_ms"`
-	P90MS      float64 `json:"p90_ms"`
-	P99MS      float64 `json:"p99_ms"`
-	MaxMS      float64 `json:"max_ms"`
+	Measured   bool  `json:"measured"`
+	Expected   int64 `json:"expected"`
+	Delivered  int64 `json:"delivered"`
+	Lost       int64 `json:"lost"`
+	Duplicated int64 `json:"duplicated"`
+	// Sampled counts (viewer, event) pairs the gateway was allowed to leave out
+	// (chat above the per-viewer budget); they are in neither Expected nor Lost.
+	Sampled int64   `json:"sampled,omitempty"`
+	P50MS   float64 `json:"p50_ms"`
+	P90MS   float64 `json:"p90_ms"`
+	P99MS   float64 `json:"p99_ms"`
+	MaxMS   float64 `json:"max_ms"`
 }
 
 // CheerReport is the cheer count: taps sent, acknowledged, the room's final total and
@@ -90,6 +93,8 @@ type ChatSendReport struct {
 	Unanswered int64 `json:"unanswered"`
 	// Foreign counts received lines that no load generator sent.
 	Foreign int64 `json:"foreign"`
+	// Budget is the per-viewer lines/s the accounting allowed (0: every line owed).
+	Budget int `json:"view_budget"`
 }
 
 // GatewayReport is one target's process, from its Prometheus endpoint.
@@ -162,28 +167,18 @@ func merge(cfg *Config, results []*shardResult) *Report {
 		}
 		lines = append(lines, res.Lines...)
 	}
-	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
-	seen := make(map[int64]bool, len(lines))
-	uniq := lines[:0]
-	for _, l := range lines {
-		if !seen[l.Seq] {
-			seen[l.Seq] = true
-			uniq = append(uniq, l)
-		}
-	}
-	lines = uniq
+	ledger := newChatLedger(lines, cfg.ChatViewBudget)
 	var cr ClassReport
 	cr.Measured = true
 	for _, res := range results {
 		for _, w := range res.Windows {
-			lo := sort.Search(len(lines), func(i int) bool { return lines[i].SentUS >= w.StartUS })
-			hi := sort.Search(len(lines), func(i int) bool { return lines[i].SentUS > w.CutUS })
-			exp := int64(max(0, hi-lo))
+			exp, all := ledger.count(w.StartUS, w.CutUS)
 			got := min(w.Delivered, exp)
 			cr.Expected += exp
 			cr.Delivered += got
 			cr.Lost += exp - got
 			cr.Duplicated += w.Dups
+			cr.Sampled += all - exp
 		}
 	}
 	cr.P50MS, cr.P90MS = ms(chat.Quantile(0.5)), ms(chat.Quantile(0.9))
@@ -201,8 +196,8 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	r.Closes = c.Closes
 	r.JoinMS = percentiles(&join)
 	r.Chat = ChatSendReport{
-		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(lines)), Retried: c.ChatRetried,
-		Rejected: c.ChatRejected, Unanswered: c.ChatUnanswered, Foreign: c.Foreign,
+		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(ledger.lines)), Retried: c.ChatRetried,
+		Rejected: c.ChatRejected, Unanswered: c.ChatUnanswered, Foreign: c.Foreign, Budget: cfg.ChatViewBudget,
 	}
 	r.Errors = c.Errors
 	return r

@@ -169,7 +169,7 @@ func TestSeedScheduleFollowsProfile(t *testing.T) {
 
 func TestReportMergeCountsWindows(t *testing.T) {
 	cfg := Defaults(3)
-	lines := []sentLine{{100, 1}, {200, 5}, {300, 9}, {400, 12}}
+	lines := []sentLine{{SentUS: 100, Seq: 1}, {SentUS: 200, Seq: 5}, {SentUS: 300, Seq: 9}, {SentUS: 400, Seq: 12}}
 	res := []*shardResult{
 		{Lines: lines[:2], Windows: []window{{StartUS: 0, CutUS: 1000, Delivered: 4}}},
 		{Lines: lines[2:], Windows: []window{
@@ -181,5 +181,44 @@ func TestReportMergeCountsWindows(t *testing.T) {
 	chat := r.Classes["chat"]
 	if chat.Expected != 6 || chat.Delivered != 5 || chat.Lost != 1 || chat.Duplicated != 1 || r.Chat.Stored != 4 {
 		t.Errorf("chat %+v stored %d", chat, r.Chat.Stored)
+	}
+}
+
+func TestChatLedgerOwesTheBudget(t *testing.T) {
+	var lines []sentLine
+	seq := int64(0)
+	add := func(us int64, pri bool) {
+		seq++
+		lines = append(lines, sentLine{SentUS: us, Seq: seq, Priority: pri})
+	}
+	// Second 10: 30 ordinary lines and one host line; second 11: 5 lines; second 12: 25.
+	for i := range 30 {
+		add(10e6+int64(i)*1000, false)
+	}
+	add(10e6+999_000, true)
+	for i := range 5 {
+		add(11e6+int64(i)*1000, false)
+	}
+	for i := range 25 {
+		add(12e6+int64(i)*1000, false)
+	}
+	l := newChatLedger(lines, 20)
+	cases := []struct {
+		a, b      int64
+		owed, all int64
+	}{
+		{0, 100e6, 20 + 1 + 5 + 20, 61},
+		{10e6 + 15000, 100e6, 15 + 1 + 5 + 20, 46}, // partial first second
+		{0, 12e6 + 4000, 20 + 1 + 5 + 5, 41},       // partial last second
+		{11e6, 11e6 + 2000, 3, 3},                  // inside one second
+		{13e6, 14e6, 0, 0},
+	}
+	for _, c := range cases {
+		if owed, all := l.count(c.a, c.b); owed != c.owed || all != c.all {
+			t.Errorf("count(%d, %d) = %d, %d; want %d, %d", c.a, c.b, owed, all, c.owed, c.all)
+		}
+	}
+	if owed, all := newChatLedger(lines, 0).count(0, 100e6); owed != 61 || all != 61 {
+		t.Errorf("no budget: %d, %d", owed, all)
 	}
 }

@@ -57,8 +57,12 @@ type viewer struct {
 	dups      int64
 }
 
-// errLeft ends a viewer that left on purpose.
-var errLeft = errors.New("left")
+// Why a session ended on the viewer's side.
+var (
+	errLeft    = errors.New("left")         // it left on purpose: stop
+	errRefused = errors.New("join refused") // unauthorized, forbidden, …: stop
+	errRetry   = errors.New("join failed")  // unavailable, expired token: reconnect
+)
 
 // run is the viewer's goroutine: connect, read until dropped, back off, repeat.
 func (v *viewer) run() {
@@ -152,6 +156,9 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 			continue
 		}
 		if err := v.handle(c, buf.Bytes(), began); err != nil {
+			if errors.Is(err, errRetry) {
+				return -1, err
+			}
 			return websocket.StatusNormalClosure, err
 		}
 	}
@@ -179,9 +186,17 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 		case idJoin:
 			if f.Error != nil {
 				e.stats.addJoinError(f.Error.Code)
-				// A refused join will not get better by retrying on this connection.
 				c.Close(websocket.StatusNormalClosure, "join refused")
-				return errors.New("join refused: " + f.Error.Code)
+				switch f.Error.Code {
+				case "unavailable", "internal", "token_expired":
+					// NATS was slow, or the token ran out: back off and come again
+					// (with a fresh token, as a client would fetch one).
+					if f.Error.Code == "token_expired" {
+						v.token = v.e.mint(v.userID, v.isHost, now)
+					}
+					return errRetry
+				}
+				return errRefused
 			}
 			e.join.Record(now.Sub(began))
 			v.startUS.CompareAndSwap(0, now.UnixMicro())
@@ -256,7 +271,9 @@ func (v *viewer) ping() {
 	}
 }
 
-// chat sends a new chat line (text index i), remembering it until its reply.
+// chat sends a new chat line (text index i), remembering it until its reply. The
+// controller counted it in chatPending when it queued the job, so that the drain
+// also waits for lines still in the queue.
 func (v *viewer) chat(i int) {
 	e := v.e
 	now := time.Now()
@@ -268,7 +285,6 @@ func (v *viewer) chat(i int) {
 	v.pending[cid] = now.UnixMicro()
 	v.mu.Unlock()
 	e.stats.chatSent.Add(1)
-	e.stats.chatPending.Add(1)
 	v.send(command{ID: "c" + cid, Cmd: "chat", Room: e.cfg.Room, Text: chatTexts[i%len(chatTexts)], CID: cid})
 }
 
@@ -297,7 +313,9 @@ func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
 	if !ok {
 		return
 	}
-	e.stats.chatPending.Add(-1)
+	// The line is logged before it stops being pending: the drain reads the highest
+	// stored seq once nothing is pending.
+	defer e.stats.chatPending.Add(-1)
 	if rerr != nil || res == nil {
 		code := "no_result"
 		if rerr != nil {
@@ -307,7 +325,7 @@ func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
 		return
 	}
 	e.stats.chatAcked.Add(1)
-	e.addLine(sentLine{SentUS: sent, Seq: res.Seq})
+	e.addLine(sentLine{SentUS: sent, Seq: res.Seq, Priority: v.isHost})
 }
 
 // leave asks the gateway to leave the room; the reader closes on the reply. A viewer

@@ -56,7 +56,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.IntVar(&c.ChatBursts, "chat-bursts", d.ChatBursts, "seed: chat bursts spread evenly over the profile (negative: none)")
 	fs.Float64Var(&c.ChatBurstRate, "chat-burst-rate", d.ChatBurstRate, "seed: lines/s room-wide during a chat burst")
 	fs.DurationVar(&c.ChatBurstLength, "chat-burst-length", d.ChatBurstLength, "seed: length of one chat burst (profile time)")
-	fs.IntVar(&c.ChatViewBudget, "chat-view-budget", d.ChatViewBudget, "lines/s each viewer is promised (reported; not yet applied: today's gateway sends every line)")
+	fs.IntVar(&c.ChatViewBudget, "chat-view-budget", d.ChatViewBudget, "ordinary chat lines/s each viewer is owed; the gateway may sample lines above it (set it to the gateway's chat budget; negative: every line is owed)")
 
 	fs.Float64Var(&c.CheerRate, "cheer-rate", d.CheerRate, "seed: cheer taps/s room-wide (sent once the protocol has cheers, issue 3)")
 	fs.IntVar(&c.CheerBursts, "cheer-bursts", d.CheerBursts, "seed: cheer bursts (sent once the protocol has cheers)")
