@@ -14,5 +14,16 @@
 // So the order and the sequence numbers viewers see are the stream's, the same on every
 // gateway.
 //
+// Chat on one gateway (chatroom.go, chatlog.go, chathistory.go): each room keeps its
+// recent chat entries in memory, fed by the flush, so that Hub.JoinRoom can hand a
+// joining viewer the recent lines, or exactly what it missed since a seq (from memory,
+// else one batched direct get from LR_CHAT), or a reset, in one step with adding it to
+// the room. The flush drops entries it already has, fills gaps that Nats-Last-Sequence
+// reveals, and samples ordinary lines above the per-viewer budget at the room level
+// (one shared frame; a sender whose own line was sampled out gets a frame of its own).
+//
+// Moderation (moderation.go): bans, mutes and slow mode in the KV bucket LR_MOD, watched
+// by one watcher per hub; a deleted line is a tombstone entry in the room's chat.
+//
 // The wire format of the frames is documented in docs/protocol.md.
 package fanout
