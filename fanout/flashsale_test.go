@@ -264,10 +264,10 @@ func TestFlashGatewayKilledMidSale(t *testing.T) {
 		t.Fatalf("%d orders, want the whole stock %d", len(orders), stock)
 	}
 	t.Logf("%d acknowledged wins, %d orders, %v leases of B reclaimed by A", len(acked), len(orders),
-		counterValue(a.metrics.leasesReclaimed))
+		promCounter(a.metrics.leasesReclaimed))
 }
 
-func counterValue(c prometheus.Counter) float64 {
+func promCounter(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
