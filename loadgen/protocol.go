@@ -36,8 +36,16 @@ type frame struct {
 
 // replyResult holds the result fields of every reply the load generator reads.
 type replyResult struct {
-	Seq       int64 `json:"seq"`
-	Duplicate bool  `json:"duplicate"`
+	Seq       int64     `json:"seq"`
+	Duplicate bool      `json:"duplicate"`
+	Snapshot  *snapshot `json:"snapshot"`
+}
+
+// snapshot is the part of a join reply's snapshot the load generator reads: the
+// recent lines (first join) or exactly the lines after `since` (a rejoin).
+type snapshot struct {
+	Chat      []event `json:"chat"`
+	Recovered bool    `json:"recovered"`
 }
 
 type replyError struct {
@@ -49,10 +57,11 @@ type replyError struct {
 // event is one event of an events frame. Later classes (cheer totals, pins, online
 // counts, flash sales) add their fields here and a case in viewer.handleEvent.
 type event struct {
-	Type string `json:"type"`
-	Seq  int64  `json:"seq"`
-	TS   int64  `json:"ts"`
-	CID  string `json:"cid"`
+	Type  string  `json:"type"`
+	Seq   int64   `json:"seq"`
+	TS    int64   `json:"ts"`
+	CID   string  `json:"cid"`
+	Lines []event `json:"lines"` // reset: the room's recent lines
 }
 
 // Command ids: the first byte says which command a reply answers.

@@ -91,6 +91,10 @@ type ChatSendReport struct {
 	Rejected map[string]int64 `json:"rejected"`
 	// Unanswered lines got no reply before the run ended.
 	Unanswered int64 `json:"unanswered"`
+	// Recovered counts lines received in rejoin snapshots (resumed with `since`);
+	// Resets counts rejoins the gateway could not resume (a `reset` event instead).
+	Recovered int64 `json:"recovered"`
+	Resets    int64 `json:"resets"`
 	// Foreign counts received lines that no load generator sent.
 	Foreign int64 `json:"foreign"`
 	// Budget is the per-viewer lines/s the accounting allowed (0: every line owed).
@@ -198,6 +202,7 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	r.Chat = ChatSendReport{
 		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(ledger.lines)), Retried: c.ChatRetried,
 		Rejected: c.ChatRejected, Unanswered: c.ChatUnanswered, Foreign: c.Foreign, Budget: cfg.ChatViewBudget,
+		Recovered: c.Recovered, Resets: c.Resets,
 	}
 	r.Errors = c.Errors
 	return r

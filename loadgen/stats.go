@@ -23,6 +23,8 @@ type shardStats struct {
 	chatPending     atomic.Int64
 	pings           atomic.Int64
 	pongs           atomic.Int64
+	recovered       atomic.Int64 // lines received in a rejoin's snapshot
+	resets          atomic.Int64 // reset events (recovery was impossible)
 
 	mu           sync.Mutex
 	closes       map[string]int64 // close code → count
@@ -84,6 +86,8 @@ type counters struct {
 	ChatUnanswered  int64             `json:"chat_unanswered"`
 	Pings           int64             `json:"pings"`
 	Pongs           int64             `json:"pongs"`
+	Recovered       int64             `json:"recovered"`
+	Resets          int64             `json:"resets"`
 	Closes          map[string]int64  `json:"closes"`
 	JoinErrors      map[string]int64  `json:"join_errors"`
 	ChatRejected    map[string]int64  `json:"chat_rejected"`
@@ -115,6 +119,8 @@ func (s *shardStats) snapshot() counters {
 		ChatUnanswered:  s.chatPending.Load(),
 		Pings:           s.pings.Load(),
 		Pongs:           s.pongs.Load(),
+		Recovered:       s.recovered.Load(),
+		Resets:          s.resets.Load(),
 		Closes:          cp(s.closes),
 		JoinErrors:      cp(s.joinErrors),
 		ChatRejected:    cp(s.chatRejected),
@@ -134,6 +140,8 @@ func (c *counters) add(o counters) {
 	c.ChatUnanswered += o.ChatUnanswered
 	c.Pings += o.Pings
 	c.Pongs += o.Pongs
+	c.Recovered += o.Recovered
+	c.Resets += o.Resets
 	addMap := func(dst *map[string]int64, src map[string]int64) {
 		if *dst == nil {
 			*dst = map[string]int64{}

@@ -199,7 +199,17 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 				return errRefused
 			}
 			e.join.Record(now.Sub(began))
-			v.startUS.CompareAndSwap(0, now.UnixMicro())
+			first := v.startUS.CompareAndSwap(0, now.UnixMicro())
+			if f.Result != nil && f.Result.Snapshot != nil {
+				// On a rejoin, the lines missed since lastSeq; on the first join,
+				// recent history from before the window, which only moves lastSeq.
+				for i := range f.Result.Snapshot.Chat {
+					v.handleEvent(&f.Result.Snapshot.Chat[i], now)
+				}
+				if !first && len(f.Result.Snapshot.Chat) > 0 {
+					e.stats.recovered.Add(int64(len(f.Result.Snapshot.Chat)))
+				}
+			}
 			v.joined.Store(true)
 			if !v.isHost { // the host is an actor, not audience
 				e.stats.noteConnected(e.stats.connected.Add(1))
@@ -221,6 +231,20 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 func (v *viewer) handleEvent(ev *event, now time.Time) {
 	e := v.e
 	switch ev.Type {
+	case "delete": // shares the chat sequence: it moves `since`
+		if ev.Seq > v.lastSeq.Load() {
+			v.lastSeq.Store(ev.Seq)
+		}
+	case "reset":
+		// The gateway could not recover from lastSeq: its recent lines replace the
+		// viewer's chat. Lines not above lastSeq were seen already (not duplicates);
+		// the ones skipped before them are lost.
+		e.stats.resets.Add(1)
+		for i := range ev.Lines {
+			if ev.Lines[i].Seq > v.lastSeq.Load() {
+				v.handleEvent(&ev.Lines[i], now)
+			}
+		}
 	case "chat":
 		dup := ev.Seq <= v.lastSeq.Load()
 		if !dup {
