@@ -24,11 +24,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run everything on one machine: embedded NATS, gateway, web pages", runServe},
-	"gateway": {"run one more edge gateway on an existing NATS", runGateway},
-	"token":   {"mint a signed token for tests and demos", runToken},
-	"loadgen": {"replay the seed's 22k-viewer room against gateways and report", runLoadgen},
-	"media":   {"run the WHIP/WHEP media server alone", runMedia},
+	"serve":    {"run everything on one machine: embedded NATS, gateway, web pages", runServe},
+	"gateway":  {"run one more edge gateway on an existing NATS", runGateway},
+	"token":    {"mint a signed token for tests and demos", runToken},
+	"shop-sim": {"example shop backend: consume flash-sale orders (LR_ORDERS) at its own pace", runShopSim},
+	"loadgen":  {"replay the seed's 22k-viewer room against gateways and report", runLoadgen},
+	"media":    {"run the WHIP/WHEP media server alone", runMedia},
 }
 
 func main() {
