@@ -66,6 +66,8 @@ type ChatJoin struct {
 	Reset *Frame
 	// SlowMode is the room's slow mode in seconds, 0 for off.
 	SlowMode int
+	// State is the room's state: pin, cheer total, online count, live (state.go).
+	State *StateSnapshot
 }
 
 // ErrBanned is returned by JoinRoom for a user banned from the room.
@@ -112,6 +114,12 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 			return err
 		}
 	}
+	if !r.state.loaded {
+		if err := r.loadState(ctx); err != nil {
+			drop()
+			return err
+		}
+	}
 	r.addSink(s)
 	r.chat.addUser(s, o.User)
 	// Checked after the user is registered: a ban stored meanwhile either is seen here or
@@ -126,6 +134,8 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 		return err
 	}
 	cj.SlowMode = h.mod.slowMode(name)
+	r.noteUser(o.User)
+	cj.State = r.snapshot()
 	o.Joined(cj)
 	return nil
 }

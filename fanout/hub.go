@@ -45,6 +45,9 @@ type Config struct {
 	// the room samples them (host, moderator and the viewer's own lines always pass).
 	// Default 20.
 	ChatBudget float64
+
+	// State tunes cheers, viewer counts and pins (statestreams.go).
+	State StateConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +72,7 @@ func (c Config) withDefaults() Config {
 	if c.ChatBudget <= 0 {
 		c.ChatBudget = 20
 	}
+	c.State = c.State.withDefaults()
 	return c
 }
 
@@ -83,8 +87,11 @@ type Hub struct {
 	js      jetstream.JetStream
 	metrics *metrics
 	seed    maphash.Seed
-	chatm   *chatMetrics // chatmetrics.go
-	mod     *moderation  // moderation.go
+	chatm   *chatMetrics  // chatmetrics.go
+	mod     *moderation   // moderation.go
+	statem  *stateMetrics // statemetrics.go
+	cheers  *cheerer      // cheers.go
+	viewers *viewerLoop   // viewers.go
 
 	shards [shardCount]shard
 }
@@ -111,6 +118,9 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, reg prometheus.Register
 	if err := ensureStreams(ctx, js, cfg); err != nil {
 		return nil, err
 	}
+	if err := ensureStateStreams(ctx, js, cfg); err != nil {
+		return nil, err
+	}
 	h := &Hub{cfg: cfg, nc: nc, js: js, seed: maphash.MakeSeed()}
 	h.metrics = newMetrics(reg, h.roomCount)
 	h.chatm = newChatMetrics(reg)
@@ -120,6 +130,9 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, reg prometheus.Register
 	for i := range h.shards {
 		h.shards[i].rooms = make(map[string]*room)
 	}
+	h.statem = newStateMetrics(reg)
+	h.cheers = newCheerer(h)
+	h.viewers = newViewerLoop(h)
 	return h, nil
 }
 
@@ -198,6 +211,8 @@ func (h *Hub) Close() {
 		sh.mu.Unlock()
 	}
 	h.mod.close()
+	h.cheers.close()
+	h.viewers.close()
 }
 
 func (h *Hub) roomCount() float64 {

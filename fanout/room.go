@@ -34,7 +34,8 @@ type room struct {
 
 	flushMu sync.Mutex // one flush at a time, so frames leave in order
 
-	chat roomChat // chat memory, gap filling, sampling (chatroom.go)
+	chat  roomChat  // chat memory, gap filling, sampling (chatroom.go)
+	state roomState // pin, cheers, viewer counts, live (state.go)
 }
 
 type pendingEvent struct {
@@ -90,6 +91,7 @@ func (r *room) close() {
 	r.closed = true
 	r.pendMu.Unlock()
 	r.timer.Stop()
+	r.closeState()
 }
 
 // onMsg runs on the subscription's goroutine, in NATS order.
@@ -99,7 +101,9 @@ func (r *room) onMsg(m *nats.Msg) {
 	case "chat":
 		r.onChat(m)
 	default:
-		r.hub.metrics.badEvents.Inc()
+		if !r.onState(kind, m) {
+			r.hub.metrics.badEvents.Inc()
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func (c *conn) joinRoom(cmd command) (any, *cmdError) {
 		}
 		res.Snapshot.Recovered = cj.Recovered
 		res.Snapshot.SlowMode = cj.SlowMode
+		res.Snapshot.StateSnapshot = cj.State
 		c.send(encodeReply(cmd.ID, res, nil))
 		if cj.Reset != nil {
 			c.Deliver(cj.Reset)

@@ -30,6 +30,10 @@ func (c *conn) handle(data []byte) {
 			result, cerr = c.chat(cmd)
 		case "ping":
 			result = pingResult{TS: time.Now().UnixMilli()}
+		case "cheer":
+			result, cerr = c.cheer(cmd)
+		case "pin", "unpin":
+			result, cerr = c.pin(cmd)
 		case "delete", "mute", "ban", "unban", "slow_mode":
 			result, cerr = c.moderate(cmd)
 		default:

@@ -29,6 +29,15 @@ type Config struct {
 	ChatRate float64
 	// ChatBurst is the token bucket's size. Default 3.
 	ChatBurst int
+	// CheerRate is how many cheer taps per second one user is credited on one
+	// connection (token bucket refill); taps above it are refused and counted.
+	// Default 20.
+	CheerRate float64
+	// CheerBurst is the cheer token bucket's size. Default 2 × CheerRate.
+	CheerBurst int
+	// APIKey authorizes the shop backend's HTTP API (`Authorization: Bearer <key>`).
+	// Default empty: the API is off.
+	APIKey string
 	// MaxRoomsPerConn is how many rooms one connection may have joined at once.
 	// Default 4.
 	MaxRoomsPerConn int
@@ -62,6 +71,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxChatRunes, 280)
 	setDefault(&c.ChatRate, 0.5)
 	setDefault(&c.ChatBurst, 3)
+	setDefault(&c.CheerRate, 20)
+	setDefault(&c.CheerBurst, int(2*c.CheerRate))
 	setDefault(&c.MaxRoomsPerConn, 4)
 	setDefault(&c.PolicyErrorLimit, 20)
 	setDefault(&c.QueueBytes, 256<<10)

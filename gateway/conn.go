@@ -41,6 +41,7 @@ type conn struct {
 	you          fanout.User
 	rooms        map[string]struct{}
 	limiter      *rate.Limiter
+	cheerLimiter *rate.Limiter // statecmds.go
 	policyErrors int
 }
 

@@ -25,6 +25,7 @@ type Gateway struct {
 	js      jetstream.JetStream
 	hub     *fanout.Hub
 	metrics *metrics
+	statem  *stateMetrics // statemetrics.go
 	log     *slog.Logger
 	stop    chan struct{} // closed by Shutdown: stops the watchdog
 	bg      sync.WaitGroup
@@ -60,6 +61,7 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Gateway, error)
 		js:      js,
 		hub:     hub,
 		metrics: newMetrics(reg, nc),
+		statem:  newStateMetrics(reg),
 		log:     slog.Default().With("component", "gateway"),
 		stop:    make(chan struct{}),
 		conns:   make(map[*conn]struct{}),
@@ -77,6 +79,7 @@ func (g *Gateway) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
+	g.routeState(mux) // pinapi.go
 	return mux
 }
 

@@ -20,6 +20,10 @@ type command struct {
 	User    string `json:"user"`
 	Seconds *int   `json:"seconds"`
 	Seq     uint64 `json:"seq"`
+
+	// room state (statecmds.go)
+	Count   int64           `json:"count"`
+	Product json.RawMessage `json:"product"`
 }
 
 type reply struct {
@@ -42,6 +46,8 @@ type snapshot struct {
 	Recovered bool              `json:"recovered,omitempty"`
 	// SlowMode is the room's slow mode in seconds, 0 for off.
 	SlowMode int `json:"slow_mode"`
+	// Room state: pin, cheers, online, unique, live (fanout/state.go).
+	*fanout.StateSnapshot
 }
 
 type chatResult struct {

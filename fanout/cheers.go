@@ -1,0 +1,372 @@
+package fanout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Cheers, counted exactly.
+//
+// A viewer's cheer command carries a count and a client id (cid). The gateway adds the
+// commands of a room up and, every CheerInterval, writes them to LR_CHEERS as ONE
+// JetStream atomic batch (nats-server 2.12+, AllowAtomicPublish):
+//
+//	lr.cheerc.<room>.<claim>   Nats-Incr: n      Nats-Msg-Id: c/<room>/<claim>   one per command
+//	...
+//	lr.cheer.<room>            Nats-Incr: total  Nats-Msg-Id: <gateway>/<room>/<batch>  (commit)
+//
+// where claim = sha256(user, cid). The batch is stored entirely or not at all, so a
+// command's claim exists exactly when its taps are in the room's counter. A resent
+// command (same user and cid, on any gateway) makes its batch fail as a duplicate;
+// the gateway then reads which claims are stored (one batched direct get), answers
+// those as duplicates with the count stored in the claim, and writes the rest again
+// in a new batch. A commit whose answer was lost is resolved the same way. Claims are
+// remembered for CheerDedupeWindow (the stream's duplicate window; older claims are
+// purged).
+//
+// The room's total is the counter's value: it comes back on the commit's ack and,
+// through RePublish (lr.ev.<room>.cheer), to every gateway with viewers in the room,
+// which sends it to them as state at most every CheerStateInterval.
+
+// CheerAck is the outcome of a cheer command.
+type CheerAck struct {
+	// Credited is how many taps of the command are counted.
+	Credited int64
+	// Total is the room's total once they are (or a later value).
+	Total int64
+	// Duplicate says the command had already been counted (a resend).
+	Duplicate bool
+}
+
+const maxClaimsPerBatch = 900 // below the server's 1000 messages per atomic batch
+
+type cheerReq struct {
+	claim string
+	n     int64
+	done  chan struct{} // closed once ack or err is set
+	ack   CheerAck
+	err   error
+}
+
+func (q *cheerReq) resolve(ack CheerAck, err error) {
+	q.ack, q.err = ack, err
+	close(q.done)
+}
+
+// cheerer batches a hub's cheer commands per room. Its loop is started in New and
+// stopped by Close.
+type cheerer struct {
+	// set in newCheerer
+	h     *Hub
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	batch atomic.Uint64 // batch number, unique per gateway
+
+	mu      sync.Mutex                      // guards pending and closed
+	pending map[string]map[string]*cheerReq // room → claim → command
+	closed  bool
+}
+
+func newCheerer(h *Hub) *cheerer {
+	c := &cheerer{h: h, stop: make(chan struct{}), pending: make(map[string]map[string]*cheerReq)}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+func claimOf(user, cid string) string {
+	sum := sha256.Sum256([]byte(user + "\x00" + cid))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Cheer counts n taps of user in room, identified by the client's cid, and returns
+// once they are stored (or were stored before: Duplicate). Sending the same (user,
+// cid) again, on any gateway, within CheerDedupeWindow never counts it twice.
+func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (CheerAck, error) {
+	if !ValidRoom(room) {
+		return CheerAck{}, ErrBadRoom
+	}
+	if n <= 0 {
+		return CheerAck{}, errors.New("fanout: cheer count must be positive")
+	}
+	c := h.cheers
+	claim := claimOf(user, cid)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return CheerAck{}, ErrClosed
+	}
+	byClaim := c.pending[room]
+	if byClaim == nil {
+		byClaim = make(map[string]*cheerReq)
+		c.pending[room] = byClaim
+	}
+	q := byClaim[claim]
+	if q == nil { // the same command twice in one batch waits for the first
+		q = &cheerReq{claim: claim, n: n, done: make(chan struct{})}
+		byClaim[claim] = q
+	}
+	c.mu.Unlock()
+	select {
+	case <-q.done:
+		return q.ack, q.err
+	case <-ctx.Done():
+		return CheerAck{}, ctx.Err()
+	}
+}
+
+func (c *cheerer) loop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.h.cfg.State.CheerInterval)
+	defer t.Stop()
+	purge := time.NewTicker(c.h.cfg.State.CheerDedupeWindow / 4)
+	defer purge.Stop()
+	var marks []seqMark
+	for {
+		select {
+		case <-c.stop:
+			c.mu.Lock()
+			c.closed = true
+			for _, byClaim := range c.pending {
+				for _, q := range byClaim {
+					q.resolve(CheerAck{}, ErrClosed)
+				}
+			}
+			c.pending = nil
+			c.mu.Unlock()
+			return
+		case <-t.C:
+			c.flush()
+		case <-purge.C:
+			marks = c.purgeClaims(marks)
+		}
+	}
+}
+
+// flush publishes every room's pending commands, the rooms concurrently.
+func (c *cheerer) flush() {
+	c.mu.Lock()
+	rooms := c.pending
+	c.pending = make(map[string]map[string]*cheerReq, len(rooms))
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for room, byClaim := range rooms {
+		qs := make([]*cheerReq, 0, len(byClaim))
+		for _, q := range byClaim {
+			qs = append(qs, q)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.publishRoom(room, qs)
+		}()
+	}
+	wg.Wait()
+}
+
+// publishRoom stores a room's commands, resolving duplicates, in at most 4 rounds.
+func (c *cheerer) publishRoom(room string, qs []*cheerReq) {
+	m := c.h.statem
+	ctx, cancel := context.WithTimeout(context.Background(), 2*c.h.cfg.SubscribeTimeout)
+	defer cancel()
+	for round := 0; len(qs) > 0; round++ {
+		if round == 4 {
+			for _, q := range qs {
+				q.resolve(CheerAck{}, errors.New("fanout: cheer not stored after 4 rounds"))
+			}
+			m.cheerBatchFailed.Inc()
+			return
+		}
+		var retry []*cheerReq
+		for len(qs) > 0 {
+			chunk := qs[:min(len(qs), maxClaimsPerBatch)]
+			qs = qs[len(chunk):]
+			total, err := c.publishBatch(ctx, room, chunk)
+			if err == nil {
+				m.cheerBatchStored.Inc()
+				m.cheerBatchCommands.Observe(float64(len(chunk)))
+				for _, q := range chunk {
+					m.cheerCredited.Add(float64(q.n))
+					q.resolve(CheerAck{Credited: q.n, Total: total}, nil)
+				}
+				continue
+			}
+			// Duplicate, lost answer, or another failure: ask what is stored.
+			m.cheerBatchRetried.Inc()
+			rest, lerr := c.resolveStored(ctx, room, chunk)
+			if lerr != nil {
+				for _, q := range rest {
+					q.resolve(CheerAck{}, fmt.Errorf("%w (then %w)", err, lerr))
+				}
+				m.cheerBatchFailed.Inc()
+				continue
+			}
+			retry = append(retry, rest...)
+		}
+		qs = retry
+	}
+}
+
+// pubAckResponse is JetStream's answer to a publish (or a batch commit).
+type pubAckResponse struct {
+	jetstream.PubAck
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// publishBatch writes the claims of qs and the room increment as one atomic batch and
+// returns the room's total after it.
+func (c *cheerer) publishBatch(ctx context.Context, room string, qs []*cheerReq) (int64, error) {
+	nc := c.h.nc
+	id := nuid.Next()
+	var total int64
+	for i, q := range qs {
+		msg := nats.NewMsg(claimSubject(room, q.claim))
+		msg.Header.Set("Nats-Incr", strconv.FormatInt(q.n, 10))
+		msg.Header.Set(jetstream.MsgIDHeader, "c/"+room+"/"+q.claim)
+		msg.Header.Set("Nats-Batch-Id", id)
+		msg.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if err := nc.PublishMsg(msg); err != nil {
+			return 0, err
+		}
+		total += q.n
+	}
+	commit := nats.NewMsg(cheerSubject(room))
+	commit.Header.Set("Nats-Incr", strconv.FormatInt(total, 10))
+	commit.Header.Set(jetstream.MsgIDHeader, c.h.cfg.State.GatewayID+"/"+room+"/"+strconv.FormatUint(c.batch.Add(1), 10))
+	commit.Header.Set("Nats-Batch-Id", id)
+	commit.Header.Set("Nats-Batch-Sequence", strconv.Itoa(len(qs)+1))
+	commit.Header.Set("Nats-Batch-Commit", "1")
+	resp, err := nc.RequestMsgWithContext(ctx, commit)
+	if err != nil {
+		return 0, fmt.Errorf("fanout: cheer batch: %w", err)
+	}
+	var ack pubAckResponse
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("fanout: cheer batch: bad ack %q", resp.Data)
+	}
+	if ack.Error != nil {
+		return 0, fmt.Errorf("fanout: cheer batch: %s (%d)", ack.Error.Description, ack.Error.ErrCode)
+	}
+	// A batch commit's ack does not carry the counter's value: read it. The batch is
+	// stored, so a failed read is not a failed batch: Total is then 0 ("unknown").
+	v, err := c.h.readCheerTotal(ctx, room)
+	if err != nil {
+		return 0, nil
+	}
+	c.h.noteCheerTotal(room, v)
+	return v, nil
+}
+
+// resolveStored answers the commands whose claims are stored as duplicates and returns
+// the others.
+func (c *cheerer) resolveStored(ctx context.Context, room string, qs []*cheerReq) ([]*cheerReq, error) {
+	stored := make(map[string]int64)
+	for i := 0; i < len(qs); i += 200 {
+		var subjects []string
+		for _, q := range qs[i:min(len(qs), i+200)] {
+			subjects = append(subjects, claimSubject(room, q.claim))
+		}
+		msgs, err := c.h.multiLast(ctx, cheerStream, subjects)
+		if err != nil {
+			return qs, err
+		}
+		for _, m := range msgs {
+			stored[gatewayOfSubject(m.Header.Get(jetstream.SubjectHeader))] = counterValue(m.Data)
+		}
+	}
+	if len(stored) == 0 {
+		return qs, nil
+	}
+	total, err := c.h.readCheerTotal(ctx, room)
+	if err != nil {
+		return qs, err
+	}
+	var rest []*cheerReq
+	for _, q := range qs {
+		if n, ok := stored[q.claim]; ok {
+			c.h.statem.cheerDuplicate.Inc()
+			q.resolve(CheerAck{Credited: n, Total: total, Duplicate: true}, nil)
+		} else {
+			rest = append(rest, q)
+		}
+	}
+	return rest, nil
+}
+
+// counterValue parses a counter message body, {"val":"123"}; 0 if it is not one.
+func counterValue(data []byte) int64 {
+	var v struct {
+		Val string `json:"val"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(v.Val, 10, 64)
+	return n
+}
+
+// readCheerTotal reads the room's total from JetStream.
+func (h *Hub) readCheerTotal(ctx context.Context, room string) (int64, error) {
+	m, err := h.lastMsg(ctx, cheerStream, cheerSubject(room))
+	if errors.Is(err, errNoMsg) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return counterValue(m.Data), nil
+}
+
+// seqMark is LR_CHEERS' last sequence at a time.
+type seqMark struct {
+	at  time.Time
+	seq uint64
+}
+
+// purgeClaims removes claims stored more than CheerDedupeWindow ago: it notes the
+// stream's last sequence now and purges lr.cheerc.> below the newest mark older than
+// the window. Every gateway runs it; purges are idempotent.
+func (c *cheerer) purgeClaims(marks []seqMark) []seqMark {
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.SubscribeTimeout)
+	defer cancel()
+	s, err := c.h.js.Stream(ctx, cheerStream)
+	if err != nil {
+		return marks
+	}
+	now := time.Now()
+	marks = append(marks, seqMark{now, s.CachedInfo().State.LastSeq + 1})
+	cut := -1
+	for i, mk := range marks {
+		if now.Sub(mk.at) >= c.h.cfg.State.CheerDedupeWindow {
+			cut = i
+		}
+	}
+	if cut < 0 {
+		return marks
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject("lr.cheerc.>"), jetstream.WithPurgeSequence(marks[cut].seq)); err == nil {
+		marks = marks[cut+1:]
+	}
+	return marks
+}
+
+func (c *cheerer) close() {
+	close(c.stop)
+	c.wg.Wait()
+}

@@ -1,0 +1,53 @@
+package fanout
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// stateMetrics are the room-state series (cheers, pins, viewer counts).
+type stateMetrics struct {
+	cheerCredited      prometheus.Counter
+	cheerDuplicate     prometheus.Counter
+	cheerBatchStored   prometheus.Counter
+	cheerBatchRetried  prometheus.Counter
+	cheerBatchFailed   prometheus.Counter
+	cheerBatchCommands prometheus.Histogram
+	pins               prometheus.Counter
+	viewerReports      prometheus.Counter
+	stateLoads         prometheus.Counter
+	stateEvents        prometheus.Counter
+	stateFrames        map[string]prometheus.Counter // by kind
+}
+
+var stateKinds = []string{"cheers", "pin", "online", "live"}
+
+func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
+	batches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liveroom_cheer_batches_total", Help: "Cheer batches (one atomic JetStream batch per room per CheerInterval), by outcome: stored, retried (duplicate or lost answer, resolved by reading the claims), failed.",
+	}, []string{"result"})
+	taps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liveroom_cheer_stored_total", Help: "Cheer taps stored by this gateway (credited), and resent cheer commands recognised as already counted (duplicate_commands).",
+	}, []string{"result"})
+	frames := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liveroom_state_frames_total", Help: "Room state frames built (one per room per change, shared by its viewers), by kind.",
+	}, []string{"kind"})
+	m := &stateMetrics{
+		cheerCredited:     taps.WithLabelValues("credited_taps"),
+		cheerDuplicate:    taps.WithLabelValues("duplicate_commands"),
+		cheerBatchStored:  batches.WithLabelValues("stored"),
+		cheerBatchRetried: batches.WithLabelValues("retried"),
+		cheerBatchFailed:  batches.WithLabelValues("failed"),
+		cheerBatchCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "liveroom_cheer_batch_commands", Help: "Cheer commands per stored batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		pins:          prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_pins_total", Help: "Pins and unpins stored by this gateway."}),
+		viewerReports: prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_viewer_reports_total", Help: "Per-room viewer count reports published by this gateway."}),
+		stateLoads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_loads_total", Help: "Rooms whose state was loaded from JetStream (the room's first viewer on this gateway)."}),
+		stateEvents:   prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_events_total", Help: "State messages received from NATS for local rooms (cheer totals, pins, viewer reports, live status)."}),
+		stateFrames:   map[string]prometheus.Counter{},
+	}
+	for _, k := range stateKinds {
+		m.stateFrames[k] = frames.WithLabelValues(k)
+	}
+	reg.MustRegister(batches, taps, frames, m.cheerBatchCommands, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
+	return m
+}
