@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ type testEnv struct {
 	reg *prometheus.Registry
 }
 
-func newTestEnv(t *testing.T, cfg Config) *testEnv {
+func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
 	ns := embednats.Test(t)
 	nc, err := nats.Connect(ns.ClientURL())
@@ -50,6 +51,7 @@ func newTestEnv(t *testing.T, cfg Config) *testEnv {
 	t.Cleanup(nc.Close)
 	cfg.Secret = []byte(testSecret)
 	cfg.ICEAddresses = []string{"127.0.0.1"}
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	srv, err := New(cfg, nc, reg)
 	if err != nil {
@@ -86,12 +88,17 @@ func clientAPI(t testing.TB) *webrtc.API {
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
 	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(clientSettings()))
+}
+
+// clientSettings offer only 127.0.0.1 candidates and no mDNS.
+func clientSettings() webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return se
 }
 
 // signal sends pc's complete offer to url and applies the answer. It returns the
