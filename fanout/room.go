@@ -36,6 +36,7 @@ type room struct {
 
 	chat  roomChat  // chat memory, gap filling, sampling (chatroom.go)
 	state roomState // pin, cheers, viewer counts, live (state.go)
+	stock roomStock // flash-sale stock left (stock.go)
 }
 
 type pendingEvent struct {
@@ -92,6 +93,7 @@ func (r *room) close() {
 	r.pendMu.Unlock()
 	r.timer.Stop()
 	r.closeState()
+	r.closeStock()
 }
 
 // onMsg runs on the subscription's goroutine, in NATS order.
@@ -100,6 +102,8 @@ func (r *room) onMsg(m *nats.Msg) {
 	switch kind {
 	case "chat":
 		r.onChat(m)
+	case "stock":
+		r.onStock(m)
 	default:
 		if !r.onState(kind, m) {
 			r.hub.metrics.badEvents.Inc()

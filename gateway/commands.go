@@ -28,6 +28,8 @@ func (c *conn) handle(data []byte) {
 			result, cerr = c.leave(cmd)
 		case "chat":
 			result, cerr = c.chat(cmd)
+		case "buy":
+			result, cerr = c.buy(cmd)
 		case "ping":
 			result = pingResult{TS: time.Now().UnixMilli()}
 		case "cheer":

@@ -64,6 +64,8 @@ type Config struct {
 
 	// Fanout tunes the room hub (tick, chat history, replicas).
 	Fanout fanout.Config
+	// Flash tunes the flash-sale engine (leases, press rate, order stream).
+	Flash fanout.FlashConfig
 }
 
 func (c Config) withDefaults() Config {

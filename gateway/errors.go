@@ -20,6 +20,7 @@ const (
 	codeMuted         = "muted"     // chat while muted (moderation.go)
 	codeBanned        = "banned"    // join of a room the user is banned from
 	codeSlowMode      = "slow_mode" // chat faster than the room's slow mode
+	codeNoSale        = "no_sale"   // buy of an item with no flash sale (cmd_buy.go)
 )
 
 // errorCodes lists every code, so metrics can resolve their label children up front.
@@ -27,7 +28,7 @@ var errorCodes = []string{
 	codeMalformed, codeUnknown, codeBadRequest, codeTextTooLong, codeUnauthorized,
 	codeTokenExpired, codeForbidden, codeNotJoined, codeAlreadyJoined, codeTooManyRooms,
 	codeRateLimited, codeUnavailable, codeInternal,
-	codeMuted, codeBanned, codeSlowMode,
+	codeMuted, codeBanned, codeSlowMode, codeNoSale,
 }
 
 // policyCodes are the errors that count towards closing an abusive connection.

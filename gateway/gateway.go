@@ -24,6 +24,7 @@ type Gateway struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	hub     *fanout.Hub
+	flash   *fanout.FlashSales
 	metrics *metrics
 	statem  *stateMetrics // statemetrics.go
 	log     *slog.Logger
@@ -55,11 +56,16 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Gateway, error)
 	if err != nil {
 		return nil, err
 	}
+	flash, err := fanout.NewFlashSales(ctx, cfg.Flash, nc, reg)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{
 		cfg:     cfg,
 		nc:      nc,
 		js:      js,
 		hub:     hub,
+		flash:   flash,
 		metrics: newMetrics(reg, nc),
 		statem:  newStateMetrics(reg),
 		log:     slog.Default().With("component", "gateway"),
@@ -198,5 +204,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	close(g.stop)
 	g.bg.Wait()
 	g.hub.Close()
+	g.flash.Close()
 	return err
 }

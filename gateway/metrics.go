@@ -28,7 +28,7 @@ type metrics struct {
 	refusedUpgrade prometheus.Counter
 }
 
-var commandLabels = []string{"join", "leave", "chat", "ping", "delete", "mute", "ban", "unban", "slow_mode", "other"}
+var commandLabels = []string{"join", "leave", "chat", "ping", "delete", "mute", "ban", "unban", "slow_mode", "buy", "other"}
 
 func newMetrics(reg prometheus.Registerer, nc *nats.Conn) *metrics {
 	framesIn := prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -21,6 +21,9 @@ type command struct {
 	Seconds *int   `json:"seconds"`
 	Seq     uint64 `json:"seq"`
 
+	// flash sale (cmd_buy.go)
+	Item string `json:"item"`
+
 	// room state (statecmds.go)
 	Count   int64           `json:"count"`
 	Product json.RawMessage `json:"product"`

@@ -1,0 +1,133 @@
+package fanout
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Flash-sale stock as room state. Every change of a sale's pool in LR_FLASH is
+// re-published by JetStream to "lr.ev.<room>.stock", which the room's subscription
+// receives on every gateway with viewers in the room. The pool changes once per lease
+// (hundreds of times a second while a sale is hot), so each item's newest value is sent
+// to viewers at most every stockInterval, and at once when the item sells out: "sold
+// out" is never late. Stock frames are ClassState with key "<room>/stock/<item>", so a
+// viewer's queue keeps only the newest and never drops it.
+
+// stockInterval is the shortest time between two stock frames of one item (4 Hz: at
+// least 1 Hz while the stock changes).
+const stockInterval = 250 * time.Millisecond
+
+// roomStock is the stock part of a room. Frames are delivered with mu held, so they
+// leave in version order.
+type roomStock struct {
+	mu     sync.Mutex
+	items  map[string]*stockItem
+	timer  *time.Timer // armed while some item has a version not yet sent
+	armed  bool
+	closed bool
+}
+
+type stockItem struct {
+	version uint64 // the LR_FLASH revision of the newest record seen
+	event   []byte
+	sent    uint64 // the version last sent
+	sentAt  time.Time
+}
+
+// stockEvent is the `stock` event (docs/protocol.md, "Flash sale").
+type stockEvent struct {
+	Type         string `json:"type"`
+	Item         string `json:"item"`
+	Sale         string `json:"sale"`
+	Stock        int    `json:"stock"`
+	Left         int    `json:"left"`
+	SoldOut      bool   `json:"sold_out"`
+	StartsAt     int64  `json:"starts_at"`
+	PerUserLimit int    `json:"per_user_limit"`
+	Version      uint64 `json:"version"`
+}
+
+// onStock handles a re-published sale record.
+func (r *room) onStock(m *nats.Msg) {
+	if m.Header.Get("KV-Operation") != "" {
+		return // a delete or purge of the sale: nothing to show
+	}
+	ver, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	var rec saleRecord
+	if err != nil || json.Unmarshal(m.Data, &rec) != nil || rec.Room != r.name || !ValidRoom(rec.Item) {
+		r.hub.metrics.badEvents.Inc()
+		return
+	}
+	ev, _ := json.Marshal(stockEvent{Type: "stock", Item: rec.Item, Sale: rec.Sale, Stock: rec.Stock,
+		Left: rec.left(), SoldOut: rec.exhausted(), StartsAt: rec.StartsAt, PerUserLimit: rec.PerUserLimit, Version: ver})
+	now := time.Now()
+	s := &r.stock
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.items == nil {
+		s.items = map[string]*stockItem{}
+	}
+	it := s.items[rec.Item]
+	if it == nil {
+		it = &stockItem{}
+		s.items[rec.Item] = it
+	}
+	if ver <= it.version {
+		return
+	}
+	it.version, it.event = ver, ev
+	if rec.exhausted() || now.Sub(it.sentAt) >= stockInterval {
+		r.sendStock(rec.Item, it, now)
+		return
+	}
+	if !s.armed {
+		s.armed = true
+		d := stockInterval - now.Sub(it.sentAt)
+		if s.timer == nil {
+			s.timer = time.AfterFunc(d, r.flushStock)
+		} else {
+			s.timer.Reset(d)
+		}
+	}
+}
+
+// flushStock sends every item whose newest version was held back.
+func (r *room) flushStock() {
+	s := &r.stock
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = false
+	if s.closed {
+		return
+	}
+	now := time.Now()
+	for _, item := range sortedKeys(s.items) {
+		if it := s.items[item]; it.version > it.sent {
+			r.sendStock(item, it, now)
+		}
+	}
+}
+
+// sendStock delivers an item's newest event. Called with the stock mu held.
+func (r *room) sendStock(item string, it *stockItem, now time.Time) {
+	it.sent, it.sentAt = it.version, now
+	r.deliverState("stock/"+item, it.event)
+}
+
+func (r *room) closeStock() {
+	s := &r.stock
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
