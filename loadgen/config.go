@@ -138,7 +138,9 @@ type Config struct {
 	FlatJoinRate float64 `json:"flat_join_rate"`
 
 	// LeaveGrace is how long a leaving viewer keeps reading: lines sent before it
-	// decided to leave and not received within LeaveGrace count as lost. Default 5 s.
+	// decided to leave and not received within LeaveGrace count as lost. It is real
+	// time: while it lasts the viewer is still connected, so at high Speed the
+	// gateways see up to churn × LeaveGrace more connections than the curve. Default 2 s.
 	LeaveGrace time.Duration `json:"leave_grace"`
 
 	// Sharding: how a child process is started. Filled in by the parent.
@@ -235,7 +237,7 @@ func (c Config) withDefaults() Config {
 	defi(&c.FlashPresses, 3)
 	def(&c.Hold, 60*time.Second)
 	deff(&c.FlatChatRate, 10)
-	def(&c.LeaveGrace, 5*time.Second)
+	def(&c.LeaveGrace, 2*time.Second)
 	if c.Duration == 0 {
 		c.Duration = c.scaled(c.profileLength()) + c.Drain
 	}

@@ -167,6 +167,13 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 // handle reads one frame.
 func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 	e := v.e
+	if evs, ok := parseEvents(b, make([]event, 0, 4)); ok {
+		now := time.Now()
+		for i := range evs {
+			v.handleEvent(&evs[i], now)
+		}
+		return nil
+	}
 	var f frame
 	if err := json.Unmarshal(b, &f); err != nil {
 		e.noteError("frame", err)
