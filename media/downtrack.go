@@ -18,9 +18,10 @@ import (
 // type, sequence and timestamp offsets).
 type downTrack struct {
 	// set in newDownTrack
-	f        *forwarder
-	id       string
-	streamID string
+	f         *forwarder
+	id        string
+	streamID  string
+	writeRTCP func([]rtcp.Packet) error // the viewer's connection's
 
 	bindMu    sync.Mutex // guards the fields set in Bind and armWanted
 	bound     bool
@@ -29,7 +30,7 @@ type downTrack struct {
 	pt        uint8
 	w         webrtc.TrackLocalWriter
 
-	joined time.Time // set by forwarder.arm before the forwarder sees d
+	joined time.Time // the WHEP request's time, for the join-to-keyframe histogram
 
 	// owned by the forwarder goroutine
 	started  bool
@@ -56,8 +57,22 @@ type seqMapping struct {
 	w                  webrtc.TrackLocalWriter
 }
 
-func newDownTrack(f *forwarder, id, streamID string) *downTrack {
-	return &downTrack{f: f, id: id, streamID: streamID}
+func newDownTrack(f *forwarder, id, streamID string, writeRTCP func([]rtcp.Packet) error) *downTrack {
+	return &downTrack{f: f, id: id, streamID: streamID, writeRTCP: writeRTCP, joined: time.Now()}
+}
+
+// relaySenderReport gives the viewer the publisher's sender report in this viewer's
+// terms (its SSRC and RTP timestamps), which players need to synchronise audio and
+// video.
+func (d *downTrack) relaySenderReport(sr *rtcp.SenderReport) {
+	mp := d.mapping.Load()
+	if mp == nil || d.writeRTCP == nil {
+		return
+	}
+	_ = d.writeRTCP([]rtcp.Packet{&rtcp.SenderReport{
+		SSRC: mp.ssrc, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime - mp.tsDelta,
+		PacketCount: sr.PacketCount, OctetCount: sr.OctetCount,
+	}})
 }
 
 // errCodecMismatch is returned by Bind when the viewer cannot receive the publisher's codec.

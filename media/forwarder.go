@@ -4,9 +4,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -123,6 +123,29 @@ func (f *forwarder) forward(b []byte) {
 	}
 }
 
+// readPublisherRTCP drains the publisher's RTCP for this track until it ends, and
+// relays its sender reports to every started viewer.
+func (f *forwarder) readPublisherRTCP(recv *webrtc.RTPReceiver, ssrc uint32) {
+	buf := make([]byte, maxPacket)
+	for {
+		n, _, err := recv.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+				for _, d := range *f.downs.Load() {
+					d.relaySenderReport(sr)
+				}
+			}
+		}
+	}
+}
+
 // arm starts sending to d: from the next keyframe (or the next packet, for audio).
 func (f *forwarder) arm(d *downTrack) {
 	f.mu.Lock()
@@ -137,7 +160,6 @@ func (f *forwarder) arm(d *downTrack) {
 			return
 		}
 	}
-	d.joined = time.Now()
 	next := make([]*downTrack, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)

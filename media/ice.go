@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -98,6 +99,9 @@ func settingEngine(cfg Config, mux ice.UDPMux, lf logging.LoggerFactory) (webrtc
 	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// A peer that stops answering is disconnected after 5 s and failed (its session
+	// ended, a publisher's room offline) after 15 s.
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
 	addrs, err := iceAddresses(cfg.ICEAddresses)
 	if err != nil {
 		return se, err

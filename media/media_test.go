@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/liveroom/liveroom/auth"
@@ -22,6 +23,8 @@ type testViewer struct {
 	audio    *received
 	readers  sync.WaitGroup
 	resource string
+	srOK     chan struct{} // closed on the first sender report for the video SSRC
+	srOnce   sync.Once
 }
 
 func watch(t *testing.T, api *webrtc.API, url, token string, video, audio *clip) *testViewer {
@@ -30,18 +33,33 @@ func watch(t *testing.T, api *webrtc.API, url, token string, video, audio *clip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &testViewer{pc: pc, video: newReceived(video), audio: newReceived(audio)}
+	v := &testViewer{pc: pc, video: newReceived(video), audio: newReceived(audio), srOK: make(chan struct{})}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		v.readers.Add(1)
 		defer v.readers.Done()
 		rec := v.audio
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {
 			rec = v.video
+			v.readers.Add(1)
+			go func() {
+				defer v.readers.Done()
+				for {
+					pkts, _, err := recv.ReadRTCP()
+					if err != nil {
+						return
+					}
+					for _, p := range pkts {
+						if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(tr.SSRC()) {
+							v.srOnce.Do(func() { close(v.srOK) })
+						}
+					}
+				}
+			}()
 		}
 		for {
 			p, _, err := tr.ReadRTP()
@@ -211,6 +229,14 @@ func TestPublishAndWatch(t *testing.T) {
 	}
 	if late, _, _, _, _ := viewers[3].video.check(); late < sentBeforeJoin {
 		t.Errorf("mid-stream viewer started at packet %d, before it joined (%d sent)", late, sentBeforeJoin)
+	}
+
+	for i, v := range viewers[:3] {
+		select {
+		case <-v.srOK:
+		case <-ctx.Done():
+			t.Fatalf("viewer %d got no sender report for its video", i)
+		}
 	}
 
 	if got := metricValue(t, env.srv.m.viewers); got != 4 {

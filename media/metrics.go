@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		joinToKeyframe: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "liveroom_media_join_to_keyframe_seconds",
-			Help:    "Time from a viewer's connection being up to its first video packet (a keyframe).",
+			Help:    "Time from a viewer's WHEP request to its first video packet (the start of a keyframe).",
 			Buckets: []float64{0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5},
 		}),
 		fractionLost: prometheus.NewHistogram(prometheus.HistogramOpts{

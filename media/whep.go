@@ -58,7 +58,7 @@ func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
 	v := &viewer{s: s, b: b, id: newID(), pc: pc}
 	var senders []*webrtc.RTPSender
 	for _, f := range tracks {
-		d := newDownTrack(f, f.media.String(), "liveroom-"+room)
+		d := newDownTrack(f, f.media.String(), "liveroom-"+room, pc.WriteRTCP)
 		sender, err := pc.AddTrack(d)
 		if err != nil {
 			_ = pc.Close()

@@ -128,15 +128,8 @@ func (b *broadcast) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	if !b.s.spawn(f.run) {
 		return
 	}
-	// Drain the publisher's RTCP (sender reports); the interceptors have seen it.
-	b.s.spawn(func() {
-		buf := make([]byte, maxPacket)
-		for {
-			if _, _, err := recv.Read(buf); err != nil {
-				return
-			}
-		}
-	})
+	// Drain the publisher's RTCP; sender reports go on to the viewers.
+	b.s.spawn(func() { f.readPublisherRTCP(recv, ssrc) })
 	b.publishStatus()
 }
 
