@@ -274,3 +274,33 @@ func TestFlashBuyAnswers(t *testing.T) {
 		t.Errorf("won presses counted %v, want 2 (the press and its retry)", n)
 	}
 }
+
+// The host pins a product with flash_sale terms: the sale opens with them, and a
+// viewer can buy as soon as the pin is answered.
+func TestFlashSaleFromPin(t *testing.T) {
+	ns := startNATS(t)
+	g := startGateway(t, ns, Config{})
+	const room = "r"
+	host, viewer := dial(t, g.url), dial(t, g.url)
+	host.join(room, mintToken(t, "h", auth.RoleHost, []string{room}, time.Hour))
+	viewer.join(room, mintToken(t, "v", auth.RoleViewer, []string{room}, time.Hour))
+	product := map[string]any{"id": "phone", "title": "手机", "price": 999, "stock": 100,
+		"flash_sale": map[string]any{"stock": 1, "starts_at": time.Now().Add(-time.Second).UnixMilli(), "per_user_limit": 1}}
+	if f := host.call(map[string]any{"cmd": "pin", "room": room, "product": product}); f.Error != nil {
+		t.Fatalf("pin: %v", f.Error)
+	}
+	if r, e := viewer.press(room, "phone", "a"); e != nil || r.Answer != fanout.Won {
+		t.Fatalf("press after the pin: %+v %v", r, e)
+	}
+	// Pinning the same terms again keeps the sale (and its sold-out stock).
+	if f := host.call(map[string]any{"cmd": "pin", "room": room, "product": product}); f.Error != nil {
+		t.Fatalf("pin again: %v", f.Error)
+	}
+	if r, _ := host.press(room, "phone", "b"); r.Answer != fanout.SoldOut {
+		t.Fatalf("press after pinning the same sale again: %+v", r)
+	}
+	bad := map[string]any{"id": "bad id", "title": "x", "price": 1, "flash_sale": map[string]any{"stock": 1}}
+	if f := host.call(map[string]any{"cmd": "pin", "room": room, "product": bad}); f.Error == nil || f.Error.Code != codeBadRequest {
+		t.Fatalf("flash-sale pin with a bad id: %+v", f)
+	}
+}

@@ -54,6 +54,10 @@ func (g *Gateway) servePin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
 	defer cancel()
+	if cerr := g.openFlashSale(ctx, room, p); cerr != nil {
+		apiError(w, flashHTTPStatus(cerr), cerr.Code, cerr.Message)
+		return
+	}
 	v, err := g.hub.Pin(ctx, room, p, fanout.User{ID: "api", Name: "shop", Role: "api"})
 	if err != nil {
 		g.log.Warn("pin not stored", "room", room, "err", err)

@@ -99,6 +99,9 @@ func (c *conn) pin(cmd command) (any, *cmdError) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.PublishTimeout)
 	defer cancel()
+	if cerr := c.g.openFlashSale(ctx, cmd.Room, p); cerr != nil {
+		return nil, cerr
+	}
 	v, err := c.g.hub.Pin(ctx, cmd.Room, p, c.you)
 	if err != nil {
 		c.g.log.Warn("pin not stored", "room", cmd.Room, "err", err)
