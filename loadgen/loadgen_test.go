@@ -141,6 +141,10 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 func TestRunTwoGateways(t *testing.T) {
 	targets := startGateways(t, 2)
 	cfg := flatConfig(t, targets, 300)
+	cfg.PortsPerSourceAddr = 200 // spread the viewers over 127.0.0.2 and 127.0.0.3
+	if got := sourceAddrs(&cfg); len(got) != 2 {
+		t.Fatalf("source addresses %v, want two", got)
+	}
 	r, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -222,3 +222,19 @@ func TestChatLedgerOwesTheBudget(t *testing.T) {
 		t.Errorf("no budget: %d, %d", owed, all)
 	}
 }
+
+func TestSourceAddrsOnlyWhenPortsRunOut(t *testing.T) {
+	c := Config{Targets: []string{"ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8081/ws"}, Viewers: 22000}.withDefaults()
+	if got := sourceAddrs(&c); len(got) != 2 || got[0] != "127.0.0.2" || got[1] != "127.0.0.3" {
+		t.Errorf("22k viewers: %v", got)
+	}
+	c.Viewers = 10000
+	if got := sourceAddrs(&c); got != nil {
+		t.Errorf("10k viewers: %v, want the kernel's choice", got)
+	}
+	c.Viewers = 60000
+	c.Targets = []string{"ws://localhost:8080/ws"}
+	if got := sourceAddrs(&c); got != nil {
+		t.Errorf("named host: %v, want the kernel's choice", got)
+	}
+}

@@ -141,21 +141,23 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 	if err := v.write(c, encodeCommand(join)); err != nil {
 		return websocket.CloseStatus(err), err
 	}
-	buf := e.bufs.Get().(*bytes.Buffer)
-	defer e.bufs.Put(buf)
 	for {
 		typ, r, err := c.Reader(v.ctx)
 		if err != nil {
 			return websocket.CloseStatus(err), err
 		}
+		// A buffer only while a frame is in hand: an idle viewer holds none.
+		buf := e.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			return websocket.CloseStatus(err), err
+		_, err = buf.ReadFrom(r)
+		if err == nil && typ == websocket.MessageText {
+			err = v.handle(c, buf.Bytes(), began)
 		}
-		if typ != websocket.MessageText {
-			continue
-		}
-		if err := v.handle(c, buf.Bytes(), began); err != nil {
+		e.bufs.Put(buf)
+		if err != nil {
+			if !errors.Is(err, errLeft) && !errors.Is(err, errRefused) && !errors.Is(err, errRetry) {
+				return websocket.CloseStatus(err), err
+			}
 			if errors.Is(err, errRetry) {
 				return -1, err
 			}
