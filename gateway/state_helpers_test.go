@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,14 +41,29 @@ type stateEvent struct {
 }
 
 func dialState(t testing.TB, url string) (*stateClient, error) {
+	return dialStateWith(t, url, nil, true)
+}
+
+// dialStateWith dials with an optional HTTP client; read=false leaves the socket unread
+// until startReading.
+func dialStateWith(t testing.TB, url string, hc *http.Client, read bool) (*stateClient, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
 	ws.SetReadLimit(1 << 22)
 	c := &stateClient{t: t, ws: ws, frames: make(chan rawFrame, 1<<14)}
+	if read {
+		c.startReading()
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return c, nil
+}
+
+func (c *stateClient) startReading() {
+	ws := c.ws
 	go func() {
 		for {
 			_, data, err := ws.Read(context.Background())
@@ -65,8 +81,6 @@ func dialState(t testing.TB, url string) (*stateClient, error) {
 			c.frames <- f
 		}
 	}()
-	t.Cleanup(func() { _ = ws.CloseNow() })
-	return c, nil
 }
 
 func mustDialState(t testing.TB, url string) *stateClient {
