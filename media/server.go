@@ -213,15 +213,15 @@ func (s *Server) readOffer(w http.ResponseWriter, r *http.Request) (string, bool
 // every candidate is in it).
 func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string) (string, error) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", errBadOffer, err)
+		return "", fmt.Errorf("%w: %w", errBadOffer, err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errBadOffer, err)
+		return "", fmt.Errorf("%w: %w", errBadOffer, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
-		return "", fmt.Errorf("%w: %v", errBadOffer, err)
+		return "", fmt.Errorf("%w: %w", errBadOffer, err)
 	}
 	t := time.NewTimer(s.cfg.GatherTimeout)
 	defer t.Stop()
@@ -247,6 +247,10 @@ func writeAnswer(w http.ResponseWriter, location, sdp string) {
 
 // answerError maps an answer failure to an HTTP status.
 func (s *Server) answerError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errCodecMismatch) {
+		s.refuse(w, http.StatusBadRequest, "codec", "the offer has no codec the publisher sends")
+		return
+	}
 	if errors.Is(err, errBadOffer) {
 		s.refuse(w, http.StatusBadRequest, "offer", err.Error())
 		return

@@ -66,6 +66,27 @@ func TestVP8(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("clip did not reach its middle")
 	}
+	// A viewer that cannot decode VP8 is refused.
+	{
+		m := &webrtc.MediaEngine{}
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+		h264only := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(clientSettings()))
+		pc, err := h264only.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		code, _, body := signal(t, pc, env.web.URL+"/whep/vp8room", "")
+		t.Logf("H.264-only viewer of a VP8 room: %d %q", code, body)
+		if code == http.StatusCreated {
+			t.Errorf("H.264-only viewer of a VP8 room was accepted")
+		}
+		_ = pc.GracefulClose()
+	}
 	// Anonymous viewer: no token.
 	v := watch(t, api, env.web.URL+"/whep/vp8room", "", video, newClip(time.Second))
 	if err := <-playErr; err != nil {
