@@ -120,6 +120,9 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 			return err
 		}
 	}
+	if !r.stock.loaded {
+		r.loadStock(ctx)
+	}
 	r.addSink(s)
 	r.chat.addUser(s, o.User)
 	// Checked after the user is registered: a ban stored meanwhile either is seen here or

@@ -29,6 +29,8 @@ type StateSnapshot struct {
 	Online int             `json:"online"`
 	Unique uint64          `json:"unique"`
 	Live   json.RawMessage `json:"live"`
+	// Stock is the newest `stock` event of each flash-sale item of the room (stock.go).
+	Stock []json.RawMessage `json:"stock,omitempty"`
 }
 
 // PinState is a room's pin: Product is null once unpinned. Version is the pin's
@@ -142,6 +144,7 @@ func (r *room) snapshot() *StateSnapshot {
 	if s.live == nil {
 		snap.Live = offline
 	}
+	snap.Stock = r.stockSnapshot()
 	return snap
 }
 

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -22,13 +23,15 @@ import (
 // least 1 Hz while the stock changes).
 const stockInterval = 250 * time.Millisecond
 
-// roomStock is the stock part of a room. Frames are delivered with mu held, so they
-// leave in version order.
+// roomStock is the stock part of a room. Lock order: the room's flushMu, then mu
+// (frames are delivered with both held, so they leave in version order and never
+// between a joining viewer's snapshot and its first frames).
 type roomStock struct {
 	mu     sync.Mutex
 	items  map[string]*stockItem
 	timer  *time.Timer // armed while some item has a version not yet sent
 	armed  bool
+	loaded bool // read from LR_FLASH by the room's first join
 	closed bool
 }
 
@@ -54,38 +57,21 @@ type stockEvent struct {
 
 // onStock handles a re-published sale record.
 func (r *room) onStock(m *nats.Msg) {
-	if m.Header.Get("KV-Operation") != "" {
-		return // a delete or purge of the sale: nothing to show
-	}
-	ver, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-	var rec saleRecord
-	if err != nil || json.Unmarshal(m.Data, &rec) != nil || rec.Room != r.name || !ValidRoom(rec.Item) {
-		r.hub.metrics.badEvents.Inc()
-		return
-	}
-	ev, _ := json.Marshal(stockEvent{Type: "stock", Item: rec.Item, Sale: rec.Sale, Stock: rec.Stock,
-		Left: rec.left(), SoldOut: rec.exhausted(), StartsAt: rec.StartsAt, PerUserLimit: rec.PerUserLimit, Version: ver})
-	now := time.Now()
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	s := &r.stock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	if s.items == nil {
-		s.items = map[string]*stockItem{}
-	}
-	it := s.items[rec.Item]
+	item, it, soldOut := r.noteStock(m)
 	if it == nil {
-		it = &stockItem{}
-		s.items[rec.Item] = it
-	}
-	if ver <= it.version {
 		return
 	}
-	it.version, it.event = ver, ev
-	if rec.exhausted() || now.Sub(it.sentAt) >= stockInterval {
-		r.sendStock(rec.Item, it, now)
+	now := time.Now()
+	if soldOut || now.Sub(it.sentAt) >= stockInterval {
+		r.sendStock(item, it, now)
 		return
 	}
 	if !s.armed {
@@ -99,8 +85,40 @@ func (r *room) onStock(m *nats.Msg) {
 	}
 }
 
+// noteStock keeps a sale record if it is newer than what the room has, and returns
+// its item (nil when it was not newer). Called with the stock mu held.
+func (r *room) noteStock(m *nats.Msg) (string, *stockItem, bool) {
+	if m.Header.Get("KV-Operation") != "" {
+		return "", nil, false // a delete or purge of the sale: nothing to show
+	}
+	ver, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	var rec saleRecord
+	if err != nil || json.Unmarshal(m.Data, &rec) != nil || rec.Room != r.name || !ValidRoom(rec.Item) {
+		r.hub.metrics.badEvents.Inc()
+		return "", nil, false
+	}
+	s := &r.stock
+	if s.items == nil {
+		s.items = map[string]*stockItem{}
+	}
+	it := s.items[rec.Item]
+	if it == nil {
+		it = &stockItem{}
+		s.items[rec.Item] = it
+	}
+	if ver <= it.version {
+		return "", nil, false
+	}
+	it.version = ver
+	it.event, _ = json.Marshal(stockEvent{Type: "stock", Item: rec.Item, Sale: rec.Sale, Stock: rec.Stock,
+		Left: rec.left(), SoldOut: rec.exhausted(), StartsAt: rec.StartsAt, PerUserLimit: rec.PerUserLimit, Version: ver})
+	return rec.Item, it, rec.exhausted()
+}
+
 // flushStock sends every item whose newest version was held back.
 func (r *room) flushStock() {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	s := &r.stock
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,10 +134,46 @@ func (r *room) flushStock() {
 	}
 }
 
-// sendStock delivers an item's newest event. Called with the stock mu held.
+// sendStock delivers an item's newest event to every local viewer, as its own state
+// frame. Called with flushMu and the stock mu held.
 func (r *room) sendStock(item string, it *stockItem, now time.Time) {
 	it.sent, it.sentAt = it.version, now
-	r.deliverState("stock/"+item, it.event)
+	f := &Frame{Data: r.encode([]pendingEvent{{data: it.event}}), Class: ClassState, Key: r.name + "/stock/" + item, Events: 1}
+	r.sinksMu.RLock()
+	defer r.sinksMu.RUnlock()
+	for _, sk := range r.sinks {
+		sk.Deliver(f)
+	}
+}
+
+// loadStock reads the room's sales from LR_FLASH, so that the first viewers get the
+// stock in their join snapshot. Called once, by the room's first join, with flushMu
+// held. Best effort: without it, viewers get the stock with its next change.
+func (r *room) loadStock(ctx context.Context) {
+	msgs, err := r.hub.multiLast(ctx, "KV_"+flashBucket, []string{"$KV." + flashBucket + ".sale." + r.name + ".*"})
+	s := &r.stock
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	if err != nil {
+		return
+	}
+	for _, m := range msgs {
+		r.noteStock(m)
+	}
+}
+
+// stockSnapshot returns the newest stock event of every item, for a joining viewer.
+// Called with flushMu held.
+func (r *room) stockSnapshot() []json.RawMessage {
+	s := &r.stock
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []json.RawMessage
+	for _, item := range sortedKeys(s.items) {
+		out = append(out, s.items[item].event)
+	}
+	return out
 }
 
 func (r *room) closeStock() {

@@ -299,6 +299,20 @@ func TestFlashSaleFromPin(t *testing.T) {
 	if r, _ := host.press(room, "phone", "b"); r.Answer != fanout.SoldOut {
 		t.Fatalf("press after pinning the same sale again: %+v", r)
 	}
+	// A viewer on another gateway, the room's first there, finds the sold-out stock in
+	// its join snapshot.
+	g2 := startGateway(t, ns, Config{})
+	late := dial(t, g2.url)
+	f := late.join(room, mintToken(t, "late", auth.RoleViewer, []string{room}, time.Hour))
+	var joined struct {
+		Snapshot struct {
+			Stock []map[string]any `json:"stock"`
+		} `json:"snapshot"`
+	}
+	if err := json.Unmarshal(f.Result, &joined); err != nil || len(joined.Snapshot.Stock) != 1 ||
+		joined.Snapshot.Stock[0]["item"] != "phone" || joined.Snapshot.Stock[0]["sold_out"] != true {
+		t.Fatalf("join snapshot stock: %s (%v)", f.Result, err)
+	}
 	bad := map[string]any{"id": "bad id", "title": "x", "price": 1, "flash_sale": map[string]any{"stock": 1}}
 	if f := host.call(map[string]any{"cmd": "pin", "room": room, "product": bad}); f.Error == nil || f.Error.Code != codeBadRequest {
 		t.Fatalf("flash-sale pin with a bad id: %+v", f)
