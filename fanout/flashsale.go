@@ -41,6 +41,10 @@ type FlashConfig struct {
 	// OrderDedupeWindow is how long JetStream remembers a user's order slots: a sale
 	// must be over within it for the per-user limit to hold. Default 24h.
 	OrderDedupeWindow time.Duration
+	// SaleIdle is how long a sale with no presses stays loaded on this gateway (its
+	// seller goroutine and what it remembers of each user); a later press loads it
+	// again from LR_FLASH. Default 30 minutes.
+	SaleIdle time.Duration
 }
 
 func (c FlashConfig) withDefaults() FlashConfig {
@@ -56,6 +60,7 @@ func (c FlashConfig) withDefaults() FlashConfig {
 	setDef(&c.PublishTimeout, 3*time.Second)
 	setDef(&c.OrderMaxAge, 7*24*time.Hour)
 	setDef(&c.OrderDedupeWindow, 24*time.Hour)
+	setDef(&c.SaleIdle, 30*time.Minute)
 	return c
 }
 
@@ -219,11 +224,17 @@ func (f *FlashSales) Buy(ctx context.Context, p Press) (Answer, error) {
 	if p.User == "" || p.CID == "" {
 		return Answer{}, ErrBadPress
 	}
-	s, err := f.sale(ctx, p.Room, p.Item)
-	if err != nil {
-		return Answer{}, err
+	var a Answer
+	var err error
+	for {
+		var s *sale
+		if s, err = f.sale(ctx, p.Room, p.Item); err != nil {
+			return Answer{}, err
+		}
+		if a, err = s.press(ctx, p, start); !errors.Is(err, errSaleUnloaded) {
+			break
+		}
 	}
-	a, err := s.press(ctx, p, start)
 	if err != nil {
 		f.metrics.unavailable.Inc()
 		return Answer{}, err

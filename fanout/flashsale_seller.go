@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ type sale struct {
 	limit    int
 	startsAt time.Time
 	soldOut  bool // final: the pool is exhausted
+	unloaded bool // the seller stopped after SaleIdle; presses load the sale again
 	buyers   map[string]*buyer
 	queue    []*pending
 }
@@ -99,6 +101,10 @@ func (s *sale) buyer(user string) *buyer {
 // press answers what can be answered from memory and queues the rest for the seller.
 func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error) {
 	s.mu.Lock()
+	if s.unloaded {
+		s.mu.Unlock()
+		return Answer{}, errSaleUnloaded
+	}
 	b := s.buyer(p.User)
 	if a, ok := b.answers[p.CID]; ok {
 		s.mu.Unlock()
@@ -164,9 +170,15 @@ func (s *sale) finish(w *pending, a Answer, err error) {
 	close(w.done)
 }
 
-// run is the seller: it serves queued presses, oldest first, until Close.
+// errSaleUnloaded tells Buy to load the sale again: it was unloaded after SaleIdle.
+var errSaleUnloaded = errors.New("fanout: sale unloaded")
+
+// run is the seller: it serves queued presses, oldest first, until Close, or until
+// no press came for SaleIdle.
 func (s *sale) run() {
 	ctx := s.f.ctx
+	idle := time.NewTimer(s.f.cfg.SaleIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -174,7 +186,14 @@ func (s *sale) run() {
 				s.finish(w, Answer{}, ErrClosed)
 			}
 			return
+		case <-idle.C:
+			if s.unload() {
+				return
+			}
+			idle.Reset(s.f.cfg.SaleIdle)
+			continue
 		case <-s.wake:
+			idle.Reset(s.f.cfg.SaleIdle)
 		}
 		for ctx.Err() == nil {
 			batch := s.take(maxBatch)
@@ -187,6 +206,27 @@ func (s *sale) run() {
 			s.signal()
 		}
 	}
+}
+
+// unload forgets the sale on this gateway if nothing is queued or being served.
+func (s *sale) unload() bool {
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 {
+		return false
+	}
+	for _, b := range s.buyers {
+		if len(b.inflight) > 0 {
+			return false
+		}
+	}
+	s.unloaded = true
+	delete(f.sales, s.key)
+	f.metrics.stockLeft.DeleteLabelValues(s.room, s.item)
+	return true
 }
 
 // take removes up to n (0: all) presses from the front of the queue.

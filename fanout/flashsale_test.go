@@ -272,3 +272,31 @@ func promCounter(c prometheus.Counter) float64 {
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// A sale unloaded while idle (SaleIdle) is loaded again by the next press: answers
+// stay right while presses race with unloads.
+func TestFlashSaleUnloadsWhenIdle(t *testing.T) {
+	ns := embednats.Test(t)
+	f, _ := startFlash(t, ns, FlashConfig{SaleIdle: time.Millisecond, PressRate: 1000, PressBurst: 1000})
+	info := openSale(t, f, Sale{Room: "r", Item: "i", Stock: 100, StartsAt: time.Now().Add(-time.Second), PerUserLimit: 1})
+	acked := map[string]string{}
+	for i := range 30 {
+		user := fmt.Sprint("u", i)
+		won := buy(t, f, "r", "i", user, "c1")
+		if won.Kind != Won {
+			t.Fatalf("%s: %+v", user, won)
+		}
+		acked[won.OrderID] = user
+		if again := buy(t, f, "r", "i", user, "c1"); again != won {
+			t.Fatalf("%s retry: %+v, want %+v", user, again, won)
+		}
+		if other := buy(t, f, "r", "i", user, "c2"); other.Kind != AlreadyBought {
+			t.Fatalf("%s second press: %+v", user, other)
+		}
+	}
+	orders := saleOrders(t, f, info.ID)
+	checkOrders(t, orders, 100, 1, acked)
+	if len(orders) != 30 {
+		t.Fatalf("%d orders, want 30", len(orders))
+	}
+}
