@@ -330,11 +330,12 @@ type received struct {
 	minExt    int64
 	maxExt    int64
 	lastSeen  chan struct{} // closed when the clip's last packet arrives
+	firstSeen chan struct{} // closed when the first packet arrives
 	closeOnce sync.Once
 }
 
 func newReceived(c *clip) *received {
-	return &received{c: c, seen: map[int64]bool{}, lastSeen: make(chan struct{})}
+	return &received{c: c, seen: map[int64]bool{}, lastSeen: make(chan struct{}), firstSeen: make(chan struct{})}
 }
 
 func (r *received) add(p *rtp.Packet) {
@@ -344,6 +345,7 @@ func (r *received) add(p *rtp.Packet) {
 		r.first = append(r.first, append([]byte(nil), p.Payload...))
 	}
 	if r.n == 0 {
+		close(r.firstSeen)
 		r.ext = 1 << 20
 		r.minExt, r.maxExt = r.ext, r.ext
 	} else {
