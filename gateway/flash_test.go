@@ -318,3 +318,96 @@ func TestFlashSaleFromPin(t *testing.T) {
 		t.Fatalf("flash-sale pin with a bad id: %+v", f)
 	}
 }
+
+// Gateway B dies mid-sale (its NATS connection closes). Presses on A, engine and
+// WebSocket, keep being answered; B's leased units come back after LeaseTTL; the sale
+// sells out exactly: no oversell, every acknowledged win once, nobody twice.
+func TestFlashGatewayKilledMidSale(t *testing.T) {
+	ns := startNATS(t)
+	cfg := Config{AllowAnonymous: true, Flash: fanout.FlashConfig{LeaseTTL: 300 * time.Millisecond, MaxLease: 8, PressRate: 1000, PressBurst: 1000}}
+	a := startGateway(t, ns, cfg)
+	b := startGateway(t, ns, cfg)
+	const room, item, stock, users = "shop", "tv", 100, 2000
+	info := openFlash(t, a, fanout.Sale{Room: room, Item: item, Stock: stock, StartsAt: time.Now().Add(-time.Second), PerUserLimit: 1})
+
+	var mu sync.Mutex
+	wins := map[string]string{} // acknowledged: order id -> user
+	won := func(user string, ans fanout.Answer) {
+		if ans.Kind == fanout.Won {
+			mu.Lock()
+			wins[ans.OrderID] = user
+			mu.Unlock()
+		}
+	}
+	var bWins atomic.Int64
+	killed := make(chan struct{})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= users {
+					return
+				}
+				user := fmt.Sprint("u", i)
+				gw := a.gw
+				if i%2 == 1 {
+					gw = b.gw
+				}
+				ans, err := gw.flash.Buy(context.Background(), fanout.Press{Room: room, Item: item, User: user, CID: "c"})
+				if err != nil {
+					// B died under this press: the client retries on A, same cid.
+					if ans, err = a.gw.flash.Buy(context.Background(), fanout.Press{Room: room, Item: item, User: user, CID: "c"}); err != nil {
+						t.Errorf("%s on the survivor: %v", user, err)
+						return
+					}
+				}
+				won(user, ans)
+				if gw == b.gw && ans.Kind == fanout.Won && bWins.Add(1) == 20 {
+					b.gw.nc.Close()
+					close(killed)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-killed:
+	default:
+		t.Fatal("B never won 20 units: the test did not kill it mid-sale")
+	}
+	// WebSocket viewers on the survivor keep pressing until the sale is over for good.
+	for i := 0; ; i++ {
+		user := fmt.Sprint("ws", i)
+		c := dial(t, a.url)
+		c.join(room, mintToken(t, user, auth.RoleViewer, []string{room}, time.Hour))
+		r, cerr := c.press(room, item, "c")
+		if cerr != nil {
+			t.Fatalf("%s on the survivor: %v", user, cerr)
+		}
+		won(user, fanout.Answer{Kind: r.Answer, OrderID: r.OrderID})
+		if r.Answer == fanout.SoldOut && len(saleOrders(t, ns, info.ID)) == stock {
+			break
+		}
+	}
+	orders := saleOrders(t, ns, info.ID)
+	if len(orders) != stock {
+		t.Fatalf("%d orders, want exactly %d", len(orders), stock)
+	}
+	units, users2, ids := map[int]bool{}, map[string]bool{}, map[string]bool{}
+	for _, o := range orders {
+		if units[o.Unit] || users2[o.User] {
+			t.Fatalf("order %+v: unit or user twice", o)
+		}
+		units[o.Unit], users2[o.User], ids[o.ID] = true, true, true
+	}
+	for id, user := range wins {
+		if !ids[id] {
+			t.Fatalf("acknowledged win %s of %s is not in the order stream", id, user)
+		}
+	}
+	t.Logf("%d acknowledged wins, %d orders", len(wins), len(orders))
+}
