@@ -36,10 +36,11 @@ type forwarder struct {
 	mu     sync.Mutex // guards changes to downs
 	closed bool
 
-	// owned by run
+	// owned by the goroutine that calls forward (run)
 	scratch []byte
-	lastTS  uint32
-	haveTS  bool
+	maxSeq  uint16 // newest sequence number seen
+	lastTS  uint32 // its timestamp
+	haveSeq bool
 }
 
 func newForwarder(codec webrtc.RTPCodecParameters, media webrtc.RTPCodecType, src packetSource, cfg Config, m *metrics, requestKeyframe func()) *forwarder {
@@ -100,9 +101,13 @@ func (f *forwarder) forward(b []byte) {
 	}
 	pkt := f.ring.put(h, b)
 	payload := pkt[h.hdrLen:]
-	newFrame := !f.haveTS || h.ts != f.lastTS
-	f.lastTS, f.haveTS = h.ts, true
-	keyStart := newFrame && isKeyframeStart(f.kind, payloadOf(h, pkt))
+	// A viewer may start only at the first packet of a new frame: never at a late or
+	// retransmitted packet (its frame has been sent already).
+	keyStart := false
+	if !f.haveSeq || int16(h.seq-f.maxSeq) > 0 {
+		keyStart = (!f.haveSeq || h.ts != f.lastTS) && isKeyframeStart(f.kind, payloadOf(h, pkt))
+		f.maxSeq, f.lastTS, f.haveSeq = h.seq, h.ts, true
+	}
 
 	downs := *f.downs.Load()
 	sent, waiting := 0, 0
