@@ -300,3 +300,47 @@ func TestFlashSaleUnloadsWhenIdle(t *testing.T) {
 		t.Fatalf("%d orders, want 30", len(orders))
 	}
 }
+
+// The pool is only an allocator: even if it hands out a unit that is already sold (as
+// after reclaiming the lease of a gateway that was slow, not dead), the unit's order
+// subject refuses a second order and the press takes another unit.
+func TestFlashSoldUnitHandedOutAgainCannotOversell(t *testing.T) {
+	ns := embednats.Test(t)
+	f, _ := startFlash(t, ns, FlashConfig{})
+	info := openSale(t, f, Sale{Room: "r", Item: "i", Stock: 2, StartsAt: time.Now().Add(-time.Second), PerUserLimit: 1})
+	first := buy(t, f, "r", "i", "u1", "c")
+	if first.Kind != Won {
+		t.Fatalf("first press: %+v", first)
+	}
+	// Corrupt the pool: the sold unit is "free" again and not counted. (A CAS loop: the
+	// seller may still be settling its lease.)
+	ctx := context.Background()
+	sold := saleOrders(t, f, info.ID)[0].Unit
+	for {
+		e, err := f.kv.Get(ctx, saleKey("r", "i"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := decodeRecord(e)
+		rec.Free, rec.Sold = append([]int{sold}, rec.Free...), rec.Sold-1
+		err = f.write(ctx, saleKey("r", "i"), rec, e.Revision())
+		if err == nil {
+			break
+		}
+		if !isWrongLastSeq(err) {
+			t.Fatal(err)
+		}
+	}
+	if a := buy(t, f, "r", "i", "u2", "c"); a.Kind != Won || a.OrderID == first.OrderID {
+		t.Fatalf("second press: %+v (first %+v)", a, first)
+	}
+	if a := buy(t, f, "r", "i", "u3", "c"); a.Kind != SoldOut {
+		t.Fatalf("third press: %+v", a)
+	}
+	if n := len(saleOrders(t, f, info.ID)); n != 2 {
+		t.Fatalf("%d orders for stock 2", n)
+	}
+	if n := promCounter(f.metrics.unitsTaken); n != 1 {
+		t.Fatalf("units found taken: %v, want 1", n)
+	}
+}
