@@ -14,6 +14,19 @@ type buyResult struct {
 	RetryMS int64             `json:"retry_ms,omitempty"`
 }
 
+// flashConfig is cfg.Flash with what it shares with the rest of the gateway: the
+// replication of the streams and the gateway's name.
+func (cfg Config) flashConfig() fanout.FlashConfig {
+	fc := cfg.Flash
+	if fc.Replicas <= 0 {
+		fc.Replicas = cfg.Fanout.Replicas
+	}
+	if fc.Gateway == "" {
+		fc.Gateway = cfg.Fanout.State.GatewayID
+	}
+	return fc
+}
+
 // buy answers a flash-sale press. Every press gets one of the engine's answers, fast;
 // an error reply means the engine could not tell (retry with the same cid).
 func (c *conn) buy(cmd command) (any, *cmdError) {

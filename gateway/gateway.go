@@ -56,7 +56,7 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Gateway, error)
 	if err != nil {
 		return nil, err
 	}
-	flash, err := fanout.NewFlashSales(ctx, cfg.Flash, nc, reg)
+	flash, err := fanout.NewFlashSales(ctx, cfg.flashConfig(), nc, reg)
 	if err != nil {
 		return nil, err
 	}
