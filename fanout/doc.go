@@ -25,5 +25,12 @@
 // Moderation (moderation.go): bans, mutes and slow mode in the KV bucket LR_MOD, watched
 // by one watcher per hub; a deleted line is a tombstone entry in the room's chat.
 //
+// Flash sales (flashsale*.go, stock.go; docs/flashsale.md): start at FlashSales, one
+// per gateway, beside the Hub. A sale's stock pool is a key in the KV bucket LR_FLASH,
+// leased to gateways in small batches by compare-and-swap; each win is an order intent
+// in the stream LR_ORDERS on its unit's own subject (stored only if the unit was never
+// sold) with a per-user-slot dedupe id. Pool changes are re-published to
+// "lr.ev.<room>.stock" and reach viewers as `stock` state.
+//
 // The wire format of the frames is documented in docs/protocol.md.
 package fanout
