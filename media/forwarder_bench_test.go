@@ -57,9 +57,12 @@ func newBenchStream() *benchStream {
 	}
 }
 
-func (s *benchStream) packet(i int) []byte {
+func (s *benchStream) packet(i int) []byte { return s.packetN(i, i%360 == 0) }
+
+// packetN is packet i, a keyframe start or not.
+func (s *benchStream) packetN(i int, key bool) []byte {
 	b := s.delta
-	if i%360 == 0 {
+	if key {
 		b = s.key
 	}
 	seq, ts := uint16(i), uint32(i/6)*3000

@@ -1,0 +1,167 @@
+//go:build linux
+
+package media
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/liveroom/liveroom/auth"
+)
+
+// BenchmarkRoom plays a 1.8 Mbit/s stream (220 packets/s of 1000 bytes, 30 frames/s)
+// for 5 s to N WHEP viewers, all real Pion peers on loopback in this process, and
+// reports the share of packets the viewers did not receive (loss-%), the forwarding
+// thread's CPU per packet written (ns/pkt), and the whole process's CPU use (cores),
+// which includes the N receiving clients. Run with -benchtime 1x; set
+// LIVEROOM_BENCH_VIEWERS (e.g. 1000) to add a larger room.
+func BenchmarkRoom(b *testing.B) {
+	sizes := []int{100, 300}
+	if n, err := strconv.Atoi(os.Getenv("LIVEROOM_BENCH_VIEWERS")); err == nil && n > 0 {
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("viewers=%d", n), func(b *testing.B) { benchRoom(b, n) })
+	}
+}
+
+// countingSink counts a viewer's packets.
+type countingSink struct {
+	pc    *webrtc.PeerConnection
+	n     atomic.Int64
+	first chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func benchRoom(b *testing.B, viewers int) {
+	env := newTestEnv(b, Config{})
+	codec := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+		PayloadType: 102,
+	}
+	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, env.srv.cfg, env.srv.m, nil)
+	defer f.close()
+	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}}
+	env.srv.mu.Lock()
+	env.srv.rooms["bench"] = bc
+	env.srv.mu.Unlock()
+
+	api := rawClientAPI(b)
+	tok := mint(b, auth.RoleViewer, "bench")
+	sinks := make([]*countingSink, 0, viewers)
+	defer func() {
+		for _, s := range sinks {
+			_ = s.pc.GracefulClose()
+			s.wg.Wait()
+		}
+	}()
+	for range viewers {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &countingSink{pc: pc, first: make(chan struct{})}
+		sinks = append(sinks, s)
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			b.Fatal(err)
+		}
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			s.wg.Add(1)
+			defer s.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := tr.Read(buf); err != nil {
+					return
+				}
+				s.n.Add(1)
+				s.once.Do(func() { close(s.first) })
+			}
+		})
+		if code, _, body := signal(b, pc, env.web.URL+"/whep/bench", tok); code != http.StatusCreated {
+			b.Fatalf("WHEP: %d %s", code, body)
+		}
+	}
+
+	// A 1.8 Mbit/s stream: 30 frames/s, 7 or 8 packets of 1000 bytes per frame, a
+	// keyframe every 2 s.
+	stream := newBenchStream()
+	stream.key = stream.key[:1012]
+	stream.delta = stream.delta[:1012]
+	seq := 0
+	frame := func() int {
+		sent := 0
+		per := 7
+		if seq%(30*8) < 10*8 { // a third of the frames have 8 packets: 220/s
+			per = 8
+		}
+		for i := 0; i < per; i++ {
+			f.forward(stream.packetN(seq, i == 0 && seq%(60*8) == 0))
+			seq++
+			sent++
+		}
+		return sent
+	}
+	tk := time.NewTicker(time.Second / 30)
+	defer tk.Stop()
+	// Warm up until every viewer has started.
+	for _, s := range sinks {
+		for started := false; !started; {
+			select {
+			case <-s.first:
+				started = true
+			case <-tk.C:
+				frame()
+			}
+		}
+	}
+	// Let in-flight packets land, then measure a 5 s window.
+	time.Sleep(300 * time.Millisecond)
+	before := make([]int64, len(sinks))
+	for i, s := range sinks {
+		before[i] = s.n.Load()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var r0, r1 syscall.Rusage
+	var t0, t1 unix.Timespec
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	start := time.Now()
+	sent := 0
+	var sendCPU int64
+	for b.Loop() {
+		for time.Since(start) < 5*time.Second {
+			<-tk.C
+			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t0)
+			sent += frame()
+			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t1)
+			sendCPU += t1.Nano() - t0.Nano()
+		}
+	}
+	elapsed := time.Since(start)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	time.Sleep(500 * time.Millisecond) // let the last packets land (a benchmark, not a test)
+	var got int64
+	for i, s := range sinks {
+		got += s.n.Load() - before[i]
+	}
+	want := int64(sent) * int64(viewers)
+	proc := r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano()
+	b.ReportMetric(100*float64(want-got)/float64(want), "loss-%")
+	b.ReportMetric(float64(sendCPU)/float64(want), "ns/pkt")
+	b.ReportMetric(float64(proc)/float64(elapsed.Nanoseconds()), "cores")
+	b.ReportMetric(float64(sent)/elapsed.Seconds(), "pkts/s-in")
+}
