@@ -1,6 +1,8 @@
 package media
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,7 +13,7 @@ import (
 )
 
 // packetSource is where a forwarder reads its publisher's RTP packets: a
-// *webrtc.TrackRemote in production, a generator in the benchmark.
+// *webrtc.TrackRemote (tests and benchmarks may call forward directly instead).
 type packetSource interface {
 	Read(b []byte) (int, interceptor.Attributes, error)
 }
@@ -83,6 +85,9 @@ func (f *forwarder) run() {
 	defer f.close()
 	for {
 		n, _, err := f.source.Read(f.scratch)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue // a packet larger than maxPacket: dropped
+		}
 		if err != nil {
 			return
 		}

@@ -18,7 +18,8 @@ type viewer struct {
 	pc    *webrtc.PeerConnection
 	downs []*downTrack
 
-	once sync.Once
+	once   sync.Once
+	closed bool // guarded by b.mu: set by close, checked before registering
 }
 
 func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
@@ -86,9 +87,9 @@ func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
 	}
 
 	b.mu.Lock()
-	if b.ended {
+	if b.ended || v.closed {
 		b.mu.Unlock()
-		_ = pc.GracefulClose()
+		v.close()
 		s.refuse(w, http.StatusNotFound, "not_live", fmt.Sprintf("room %q is not live", room))
 		return
 	}
@@ -127,6 +128,7 @@ func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request) {
 func (v *viewer) close() {
 	v.once.Do(func() {
 		v.b.mu.Lock()
+		v.closed = true
 		_, registered := v.b.viewers[v.id]
 		delete(v.b.viewers, v.id)
 		v.b.mu.Unlock()

@@ -204,9 +204,11 @@ func (b *broadcast) end() {
 		delete(b.s.rooms, b.room)
 	}
 	b.s.mu.Unlock()
+	var closing sync.WaitGroup // viewers close in parallel: each waits for its DTLS close
 	for _, v := range viewers {
-		v.close()
+		closing.Go(v.close)
 	}
+	closing.Wait()
 	if pc != nil {
 		if err := pc.GracefulClose(); err != nil {
 			b.s.cfg.Logger.Debug("media: close publisher", "room", b.room, "err", err)
