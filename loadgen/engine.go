@@ -394,7 +394,10 @@ func (e *engine) play(ctx context.Context) error {
 	if flat {
 		loadEnd = hardEnd
 	}
-	hostChatAt := cfg.scaled(cfg.HostChatEvery) / 2
+	// The host is one user: the gateway's chat rate limit (one line per 2 s by
+	// default) holds for it too, whatever the Speed.
+	hostChatEvery := max(cfg.scaled(cfg.HostChatEvery), 2*time.Second)
+	hostChatAt := hostChatEvery / 2
 	var churnAcc, chatAcc float64
 	sec := 1
 	last := time.Now()
@@ -454,7 +457,7 @@ loop:
 				}
 			}
 			if e.host != nil && !flat && t >= hostChatAt && t < loadEnd {
-				hostChatAt += cfg.scaled(cfg.HostChatEvery)
+				hostChatAt += hostChatEvery
 				e.enqueueChat(e.host)
 			}
 
