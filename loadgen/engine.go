@@ -68,6 +68,7 @@ type tick struct {
 // shardResult is everything one process measured; the parent merges them.
 type shardResult struct {
 	Shard    int        `json:"shard"`
+	FullS    float64    `json:"full_s,omitempty"` // flat: start → every viewer joined
 	Counters counters   `json:"counters"`
 	Join     *Histogram `json:"join"`
 	Chat     *Histogram `json:"chat"`
@@ -133,6 +134,7 @@ type engine struct {
 	beats    dueHeap // next heartbeat
 	closing  dueHeap // leave after LeaveGrace
 	host     *viewer
+	fullAt   time.Duration // flat: when every viewer of the shard had joined
 }
 
 func newEngine(spec shardSpec) *engine {
@@ -438,6 +440,7 @@ loop:
 			}
 			if flat && full < 0 && e.stats.connected.Load() >= int64(share) {
 				full = t
+				e.fullAt = t
 				loadEnd = min(hardEnd, e.sched.loadEnd(full))
 			}
 
@@ -597,6 +600,7 @@ func (e *engine) result() *shardResult {
 	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
 	return &shardResult{
 		Shard:    e.shard,
+		FullS:    e.fullAt.Seconds(),
 		Counters: e.stats.snapshot(),
 		Join:     &e.join,
 		Chat:     &e.chat,

@@ -122,6 +122,9 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 	if r.JoinMS.Count != uint64(viewers+1) { // every viewer and the host joined once
 		t.Errorf("join histogram holds %d joins, want %d", r.JoinMS.Count, viewers+1)
 	}
+	if r.FullS <= 0 {
+		t.Errorf("full_s = %v: the flat run never saw its room full", r.FullS)
+	}
 	if r.Chat.Stored == 0 || chat.Expected == 0 {
 		t.Errorf("nothing was chatted: %+v", r.Chat)
 	}

@@ -41,6 +41,14 @@ func newAggregator(shards, target int, out io.Writer, scr *scraper) *aggregator 
 	}
 }
 
+// shardGone stops waiting for a shard that exited early, so that progress goes on.
+func (a *aggregator) shardGone() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.shards--
+	a.printReady()
+}
+
 // add takes one shard's tick and prints every second that all shards have reported.
 func (a *aggregator) add(t tick) {
 	a.mu.Lock()
@@ -62,6 +70,11 @@ func (a *aggregator) add(t tick) {
 	if t.Latency != nil {
 		s.lat.Merge(t.Latency)
 	}
+	a.printReady()
+}
+
+// printReady prints the seconds every live shard has reported. Called with mu held.
+func (a *aggregator) printReady() {
 	for {
 		next := a.secs[a.printed+1]
 		if next == nil || next.n < a.shards {

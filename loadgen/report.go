@@ -24,6 +24,9 @@ type Report struct {
 	Reconnects      int64            `json:"reconnects"`
 	// Closes counts connections that ended, by close code (-1: dropped without one).
 	Closes map[string]int64 `json:"closes"`
+	// FullS (flat profile) is the time from the start until every viewer had joined
+	// and received its snapshot: the join storm's length.
+	FullS float64 `json:"full_s,omitempty"`
 	// JoinMS is connect (dial start) → join reply with the snapshot, every join
 	// including rejoins after a reconnect.
 	JoinMS Percentiles `json:"join_ms"`
@@ -163,6 +166,7 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	var lines []sentLine
 	for _, res := range results {
 		c.add(res.Counters)
+		r.FullS = max(r.FullS, res.FullS)
 		if res.Join != nil {
 			join.Merge(res.Join)
 		}

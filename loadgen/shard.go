@@ -183,6 +183,7 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 			if !asked {
 				exits <- i
 			}
+			agg.shardGone() // it sends no more ticks: stop waiting for them
 			if err := c.cmd.Wait(); err != nil && c.err == nil {
 				c.err = fmt.Errorf("shard %d: %w", i, err)
 			}
