@@ -10,6 +10,7 @@ import (
 
 	"github.com/liveroom/liveroom/gateway"
 	"github.com/liveroom/liveroom/internal/embednats"
+	"github.com/liveroom/liveroom/media"
 	"github.com/liveroom/liveroom/web"
 )
 
@@ -19,6 +20,7 @@ func runServe(ctx context.Context, args []string) error {
 	data := fs.String("data", "./data", "folder for JetStream data")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "address where more gateways (liveroom gateway --nats) reach the embedded NATS")
 	natsLogs := fs.Bool("nats-logs", false, "print the embedded NATS server's logs")
+	mf := addMediaFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,9 +42,19 @@ func runServe(ctx context.Context, args []string) error {
 	defer nc.Close()
 
 	reg := newRegistry()
-	gw, err := gateway.New(gf.config(), nc, reg)
+	gcfg := gf.config()
+	gw, err := gateway.New(gcfg, nc, reg)
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, gf, gf.mux(gw.Handler(), reg, web.Handler()), gw.Shutdown)
+	ms, err := media.New(mf.config(string(gcfg.Secret), gcfg.AllowAnonymous), nc, reg)
+	if err != nil {
+		return err
+	}
+	defer ms.Close() // before nc.Close: it publishes the rooms going offline
+	slog.Info("media ready", "udp_port", ms.UDPPort())
+	m := gf.mux(gw.Handler(), reg, web.Handler())
+	m.Handle("/whip/", ms.Handler())
+	m.Handle("/whep/", ms.Handler())
+	return serveHTTP(ctx, gf, m, gw.Shutdown)
 }
