@@ -31,6 +31,9 @@ type gatewayFlags struct {
 	drain, tick                              time.Duration
 	chatHistory                              int64
 	replicas                                 int
+	apiKey, gatewayID                        string        // room state (issue 3)
+	cheerRate                                float64       // room state
+	cheerInterval                            time.Duration // room state
 }
 
 func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
@@ -45,6 +48,10 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
 	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream replicas for the streams (3 on a cluster)")
+	fs.StringVar(&f.apiKey, "api-key", envOr("LIVEROOM_API_KEY", ""), "key of the shop backend's HTTP API, POST/DELETE /api/rooms/{room}/pin (env LIVEROOM_API_KEY); empty turns the API off")
+	fs.StringVar(&f.gatewayID, "gateway-id", "", "this gateway's id in viewer reports and cheer batches (one NATS subject token, unique); empty: random")
+	fs.Float64Var(&f.cheerRate, "cheer-rate", 20, "cheer taps per second credited per user and connection")
+	fs.DurationVar(&f.cheerInterval, "cheer-interval", 200*time.Millisecond, "how often a gateway stores each room's cheers (one atomic batch per room)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; keep off in production)")
 	return f
 }
@@ -59,6 +66,8 @@ func (f *gatewayFlags) config() gateway.Config {
 		Secret:         []byte(secret),
 		AllowAnonymous: f.anonymous,
 		DrainPeriod:    f.drain,
+		APIKey:         f.apiKey,
+		CheerRate:      f.cheerRate,
 	}
 	if f.origins != "" {
 		cfg.AllowedOrigins = strings.Split(f.origins, ",")
@@ -66,6 +75,8 @@ func (f *gatewayFlags) config() gateway.Config {
 	cfg.Fanout.Tick = f.tick
 	cfg.Fanout.ChatHistory = f.chatHistory
 	cfg.Fanout.Replicas = f.replicas
+	cfg.Fanout.State.GatewayID = f.gatewayID
+	cfg.Fanout.State.CheerInterval = f.cheerInterval
 	return cfg
 }
 
