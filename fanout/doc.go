@@ -32,5 +32,12 @@
 // sold) with a per-user-slot dedupe id. Pool changes are re-published to
 // "lr.ev.<room>.stock" and reach viewers as `stock` state.
 //
+// Room state (statestreams.go has the map of streams and subjects): cheers are counted
+// exactly by Hub.Cheer (cheers.go: one JetStream atomic batch per room per tick, with a
+// claim per command, into the counter stream LR_CHEERS); viewer counts and unique
+// viewers by a per-hub loop (viewers.go); pins by Hub.Pin (pins.go). A room loads its
+// state when it opens on this gateway and keeps it current from its subscription
+// (state.go); JoinRoom hands it to the joining viewer as ChatJoin.State.
+//
 // The wire format of the frames is documented in docs/protocol.md.
 package fanout

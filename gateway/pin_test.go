@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/liveroom/liveroom/auth"
 	"github.com/liveroom/liveroom/fanout"
 )
@@ -145,5 +148,31 @@ func TestSlowViewerGetsLatestPin(t *testing.T) {
 	}
 	if n := g.counter(t, "liveroom_disconnects_total", "code", closeLabel(CloseTooSlow)); n != 0 {
 		t.Fatalf("%v viewers closed as too slow", n)
+	}
+}
+
+// The snapshot carries media's live status from LR_LIVE when there is one.
+func TestSnapshotLiveStatus(t *testing.T) {
+	ns := startNATS(t)
+	g := startGateway(t, ns, Config{})
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "LR_LIVE", Subjects: []string{"lr.live.>"}, MaxMsgsPerSubject: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "lr.live.tv", []byte(`{"room":"tv","live":true,"tracks":[{"kind":"video"}],"ts":1764050000000}`)); err != nil {
+		t.Fatal(err)
+	}
+	c := mustDialState(t, g.url)
+	snap := c.join("tv", mintToken(t, "v", auth.RoleViewer, []string{"tv"}, time.Hour))
+	var live struct {
+		Live bool `json:"live"`
+	}
+	if err := json.Unmarshal(snap.Live, &live); err != nil || !live.Live {
+		t.Fatalf("snapshot live = %s, want live", snap.Live)
 	}
 }
