@@ -18,12 +18,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ import (
 	"github.com/liveroom/liveroom/auth"
 	"github.com/liveroom/liveroom/gateway"
 	"github.com/liveroom/liveroom/internal/embednats"
+	"github.com/liveroom/liveroom/media"
 	"github.com/liveroom/liveroom/web"
 )
 
@@ -140,10 +143,13 @@ func newNetns(t *testing.T, ip string) string {
 	return ns
 }
 
-// stack is everything the pages talk to, in this process.
+// stack is everything the pages talk to, in this process: one gateway (and media
+// server) behind two HTTP listeners, one for the host's page and one for the viewer's,
+// so that the test can cut the viewer's connections alone.
 type stack struct {
-	url    string
-	secret []byte
+	hostURL, viewerURL string
+	viewerLn           *dropListener
+	secret             []byte
 }
 
 func startStack(t *testing.T) *stack {
@@ -160,18 +166,37 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Media offers its ICE candidates on 127.0.0.1 (listed explicitly: Pion leaves
+	// loopback out otherwise); the browser reaches it from its veth address.
+	ms, err := media.New(media.Config{Secret: secret, AllowAnonymous: true, ICEAddresses: []string{"127.0.0.1"}}, nc, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", gw.Handler())
+	mux.Handle("/whip/", ms.Handler())
+	mux.Handle("/whep/", ms.Handler())
 	mux.Handle("/", web.Handler())
-	// The pages need a secure context for getUserMedia: http://127.0.0.1 is one.
-	srv := httptest.NewServer(mux)
+	// On 127.0.0.1: the pages need a secure context for getUserMedia, and
+	// http://127.0.0.1 is one.
+	serve := func() (*httptest.Server, *dropListener) {
+		srv := httptest.NewUnstartedServer(mux)
+		ln := &dropListener{Listener: srv.Listener, conns: map[net.Conn]struct{}{}}
+		srv.Listener = ln
+		srv.Start()
+		return srv, ln
+	}
+	hostSrv, _ := serve()
+	viewerSrv, viewerLn := serve()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		_ = ms.Close()
 		_ = gw.Shutdown(ctx)
-		srv.Close()
+		hostSrv.Close()
+		viewerSrv.Close()
 	})
-	return &stack{url: srv.URL, secret: secret}
+	return &stack{hostURL: hostSrv.URL, viewerURL: viewerSrv.URL, viewerLn: viewerLn, secret: secret}
 }
 
 func (s *stack) token(t *testing.T, user string, role auth.Role, room string) string {
@@ -187,8 +212,8 @@ func (s *stack) token(t *testing.T, user string, role auth.Role, room string) st
 func runBrowser(t *testing.T) {
 	st := startStack(t)
 	const room = "browser-test"
-	hostURL := st.url + "/host/" + room + "?token=" + st.token(t, "host1", auth.RoleHost, room)
-	viewerURL := st.url + "/r/" + room + "?token=" + st.token(t, "viewer1", auth.RoleViewer, room)
+	hostURL := st.hostURL + "/host/" + room + "?token=" + st.token(t, "host1", auth.RoleHost, room)
+	viewerURL := st.viewerURL + "/r/" + room + "?token=" + st.token(t, "viewer1", auth.RoleViewer, room)
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(os.Getenv(browserEnv)),
@@ -238,6 +263,13 @@ func runBrowser(t *testing.T) {
 	step := func(name string, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
+			// Show what each page shows, to tell which side is wrong.
+			for tab, tctx := range map[string]context.Context{"host": hostTab, "viewer": viewerTab} {
+				dctx, cancel := context.WithTimeout(tctx, 5*time.Second)
+				text, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body.innerText`))
+				cancel()
+				t.Logf("%s page text:\n%s", tab, text)
+			}
 			t.Fatalf("%s: %v", name, err)
 		}
 		t.Logf("%-32s ok at %v", name, time.Since(start).Round(time.Millisecond))
@@ -261,11 +293,72 @@ func runBrowser(t *testing.T) {
 		chromedp.Navigate(viewerURL),
 		connected)
 
+	// Video: the host goes live over WHIP; the viewer learns it from the room's live
+	// state, plays over WHEP, and decodes frames that keep coming.
+	step("host goes live", host,
+		chromedp.Click(chromedp.ID("golive")),
+		poll(`document.getElementById("live").dataset.state === "live"`))
+	step("viewer sees the room live", viewer, poll(`document.getElementById("live").dataset.state === "live"`))
+	const video = `document.getElementById("video")`
+	step("viewer decodes video", viewer,
+		poll(video+`.videoWidth > 0 && `+video+`.currentTime > 0 && `+video+`.getVideoPlaybackQuality().totalVideoFrames > 0`))
+	frames, err := chromedp.Run(viewer, chromedp.Evaluate[int](video+`.getVideoPlaybackQuality().totalVideoFrames`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	played, err := chromedp.Run(viewer, chromedp.Evaluate[float64](video+`.currentTime`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("viewer's video advances", viewer,
+		poll(fmt.Sprintf(`%s.getVideoPlaybackQuality().totalVideoFrames > %d + 10 && %s.currentTime > %g`, video, frames, video, played)))
+	width, _ := chromedp.Run(viewer, chromedp.Evaluate[int](video+`.videoWidth`))
+	height, _ := chromedp.Run(viewer, chromedp.Evaluate[int](video+`.videoHeight`))
+	t.Logf("viewer video %dx%d, %d frames decoded at the first check", width, height, frames)
+
 	// Chat both ways.
 	step("viewer sends chat", viewer, say("hello from the viewer"))
 	step("host sees the viewer's line", host, poll(hasLine("hello from the viewer")))
 	step("host sends chat", host, say("welcome!"))
 	step("viewer sees the host's line", viewer, poll(hasLine("welcome!")))
+
+	// Cheers: three taps, coalesced by the page into one command, reach the host's
+	// total; the online count reaches 2 (host and viewer).
+	step("viewer cheers three times", viewer,
+		chromedp.Click(chromedp.ID("cheer")), chromedp.Click(chromedp.ID("cheer")), chromedp.Click(chromedp.ID("cheer")))
+	step("host sees the cheer total", host, poll(`document.getElementById("cheers").textContent === "3"`))
+	step("host sees 2 online", host, poll(`document.getElementById("online-n").textContent === "2"`))
+
+	// Pin a flash-sale product: it shows on the viewer's page, and Buy wins a unit.
+	step("host pins a product", host,
+		chromedp.SendKeys(chromedp.ID("pin-title"), "Travel mug"),
+		chromedp.SendKeys(chromedp.ID("pin-price"), "25"),
+		chromedp.SendKeys(chromedp.ID("pin-id"), "mug1"),
+		chromedp.SendKeys(chromedp.ID("pin-sale"), "5"),
+		chromedp.Click(chromedp.ID("pin-btn")))
+	step("viewer sees the pin", viewer,
+		poll(`!document.getElementById("product").hidden && document.getElementById("product-title").textContent === "Travel mug" && !document.getElementById("buy").hidden`))
+	step("viewer buys", viewer,
+		chromedp.Click(chromedp.ID("buy")),
+		poll(`document.getElementById("product-note").textContent.startsWith("You got one")`))
+
+	// Moderation: the host deletes the viewer's line; it is struck out on both pages.
+	const viewerLine = `[...document.querySelectorAll("#lines li")].find((li) => li.querySelector(".text").textContent === "hello from the viewer")`
+	step("host deletes the viewer's line", host,
+		chromedp.Evaluate[chromedp.Void](viewerLine+`.querySelector("button.mod").click()`),
+		poll(`document.querySelector("#lines li.removed") !== null`))
+	step("viewer sees the line removed", viewer, poll(`document.querySelector("#lines li.removed") !== null`))
+
+	// The network drops the viewer's connection (1006): its client reconnects, resends
+	// the line typed while offline (same cid), rejoins with `since` and recovers the
+	// host's line sent meanwhile, showing each line exactly once.
+	st.viewerLn.dropAll()
+	step("viewer notices the drop", viewer, poll(`document.getElementById("conn").dataset.drops === "1"`))
+	step("viewer sends while offline", viewer, say("typed while offline"))
+	step("host sends during the drop", host, say("did you miss me?"))
+	step("viewer reconnects", viewer, poll(`document.getElementById("conn").dataset.state === "online"`))
+	step("host gets the resent line", host, poll(countLine("typed while offline")+" === 1"))
+	step("viewer resumes chat once", viewer, poll(countLine("did you miss me?")+" === 1"))
 
 	if dir := os.Getenv(screenshotEnv); dir != "" {
 		for name, ctx := range map[string]context.Context{"host": host, "viewer": viewer} {
@@ -278,9 +371,43 @@ func runBrowser(t *testing.T) {
 			}
 		}
 	}
+
+	// The host ends the broadcast: the viewer's page goes offline.
+	step("host ends", host, chromedp.Click(chromedp.ID("end")))
+	step("viewer sees the room offline", viewer, poll(`document.getElementById("live").dataset.state === "offline"`))
 }
 
 // hasLine is a page expression: is there a chat line with exactly this text?
-func hasLine(text string) string {
-	return fmt.Sprintf(`[...document.querySelectorAll("#lines li .text")].some((e) => e.textContent === %q)`, text)
+func hasLine(text string) string { return countLine(text) + " > 0" }
+
+// countLine is a page expression: how many chat lines have exactly this text?
+func countLine(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("#lines li .text")].filter((e) => e.textContent === %q).length`, text)
+}
+
+// dropListener remembers its connections so that the test can cut them all, WebSockets
+// included (httptest's CloseClientConnections forgets hijacked connections).
+type dropListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (l *dropListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *dropListener) dropAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	clear(l.conns)
 }

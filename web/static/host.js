@@ -16,59 +16,58 @@
     $("note").hidden = !text;
   }
 
-  // Moderation commands the server offers (filled in from the join snapshot; see
-  // features below). Lines get a control per command.
-  const mod = { remove: false, mute: false, ban: false, slow: false };
-
   const client = new Client({ token });
   const chat = new Chat($("lines"), { decorate: addModControls });
   connLine(client, $("conn"));
-  client.on("chat", (r, line) => { if (r === room) chat.add(line); });
-  client.on("event", (r, ev) => {
-    if (r !== room) return;
-    if (ev.type === "chat_removed" || ev.type === "delete") chat.remove(ev.seq);
-  });
+  chat.bind(client, room);
 
+  // Every line from someone other than staff gets moderation buttons; CSS shows them
+  // only once the join says this user is a host or moderator (.staff).
   function addModControls(li, line) {
     const u = line.user || {};
-    if (!u.id || u.role === "host") return;
-    const act = (cmd, fields, label) => el("button", {
+    if (!u.id || u.role === "host" || u.role === "moderator") return;
+    const act = (cmd, fields, label, done) => el("button", {
       class: "mod", type: "button", title: label,
       onclick: () => client.request(cmd, Object.assign({ room }, fields))
-        .then(() => chat.system(label + ": " + (u.name || u.id)))
+        .then(() => done && chat.system(done + ": " + (u.name || u.id)))
         .catch((e) => note(cmd + ": " + (e.message || e.code))),
     }, label);
-    if (mod.remove) li.append(act("delete", { seq: line.seq }, "delete"));
-    if (mod.mute) li.append(act("mute", { user: u.id, seconds: 600 }, "mute 10 min"));
-    if (mod.ban) li.append(act("ban", { user: u.id }, "ban"));
+    li.append(
+      act("delete", { seq: line.seq }, "delete"),
+      act("mute", { user: u.id, seconds: 600 }, "mute 10m", "muted for 10 min"),
+      act("ban", { user: u.id }, "ban", "banned"));
   }
 
   // ---- room state ----
-  const features = roomState(client, room, {
-    cheers(total) { $("cheer-badge").hidden = false; $("cheers").textContent = formatCount(total || 0); },
-    online(n) { $("online").hidden = false; $("online-n").textContent = formatCount(n || 0); },
+  const applyJoin = roomState(client, room, {
+    cheers(total) { $("cheers").textContent = formatCount(total); },
+    online(n) { $("online-n").textContent = formatCount(n); },
     pin(p) {
       $("product").hidden = !p;
       $("unpin").disabled = !p;
       if (!p) return;
-      $("product-title").textContent = p.title || p.name || p.id || "";
-      $("product-price").textContent = formatPrice(p);
+      $("product-title").textContent = p.title || p.id;
+      $("product-price").textContent = formatPrice(p) + (p.flash_sale ? " · flash sale, " + p.flash_sale.stock + " units" : "");
     },
+    stock(ev) {
+      if ($("product").hidden) return;
+      $("product-price").textContent = $("product-price").textContent.replace(/ · .*$/, "") + (ev.sold_out ? " · sold out" : " · " + ev.left + " left");
+    },
+    slowMode(sec) { $("slow").value = String(sec); },
   });
 
   client.on("joined", (r, res) => {
     if (r !== room) return;
     chat.me = res.you.id;
-    const f = features(res);
-    const staff = res.you.role === "host" || res.you.role === "moderator";
-    if (!staff) note("This token is not a host token: you can chat but not broadcast or moderate.");
-    $("pin").hidden = !(staff && f.pin);
-    const m = (res.snapshot && res.snapshot.moderation) || null;
-    if (staff && m) {
-      mod.remove = !!m.delete; mod.mute = !!m.mute; mod.ban = !!m.ban; mod.slow = "slow_ms" in m || "slow" in m;
-      $("modpanel").hidden = !mod.slow;
-      if (mod.slow) $("slow").value = String(Math.round((m.slow_ms || 0) / 1000));
-    }
+    applyJoin(res);
+    $("online").hidden = $("cheer-badge").hidden = false;
+    const role = res.you.role;
+    const staff = role === "host" || role === "moderator";
+    document.querySelector(".room").classList.toggle("staff", staff);
+    $("pin").hidden = role !== "host"; // pins are the host's (moderators get forbidden)
+    $("modpanel").hidden = !staff;
+    $("golive").disabled = role !== "host";
+    if (!staff) note("This is not a host token: you can chat, but not broadcast, pin or moderate.");
   });
   if (!token) note("Open this page with ?token=<host token> (liveroom token --role host --room " + room + ").");
   client.join(room).catch((e) => note("Could not join: " + (e.message || e.code)));
@@ -92,9 +91,11 @@
     e.preventDefault();
     const title = $("pin-title").value.trim();
     if (!title) return;
-    const product = { id: $("pin-id").value.trim() || "p-" + Date.now().toString(36), title };
-    const price = $("pin-price").value.trim();
-    if (price) product.price = price;
+    const product = { id: $("pin-id").value.trim() || "p" + Date.now().toString(36), title, price: Number($("pin-price").value) || 0 };
+    const image = $("pin-image").value.trim();
+    if (image) product.image = image;
+    const units = Number($("pin-sale").value);
+    if (units > 0) product.flash_sale = { stock: units, starts_at: 0, per_user_limit: 1 };
     try {
       await client.request("pin", { room, product });
       note("");
@@ -104,8 +105,9 @@
     client.request("unpin", { room }).catch((err) => note("unpin: " + (err.message || err.code)));
   });
   $("slow").addEventListener("change", () => {
-    client.request("slow", { room, seconds: Number($("slow").value) })
-      .then(() => chat.system("slow mode: " + ($("slow").value === "0" ? "off" : $("slow").value + " s")))
+    const seconds = Number($("slow").value);
+    client.request("slow_mode", { room, seconds })
+      .then(() => chat.system("slow mode " + (seconds ? seconds + " s" : "off")))
       .catch((err) => note("slow mode: " + (err.message || err.code)));
   });
 

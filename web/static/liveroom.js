@@ -233,7 +233,8 @@
       }
       if (f.type === "events") {
         for (const ev of f.events || []) {
-          if (ev.type === "chat") this.deliverChat(f.room, ev);
+          if (ev.type === "chat" || ev.type === "delete") this.deliverChat(f.room, ev);
+          else if (ev.type === "reset") this.reset(f.room, ev.lines || []);
           else {
             this.emit(ev.type, f.room, ev);
             this.emit("event", f.room, ev);
@@ -245,17 +246,29 @@
       if (f.type) this.emit(f.type, f.room, f);
     }
 
-    // deliverChat passes each chat line on once: seq strictly increases within a room,
-    // so anything at or below the last seq seen is a repeat (history overlap, resume).
-    deliverChat(room, line) {
+    // deliverChat passes each entry of the room's chat stream (a `chat` line or a
+    // `delete` tombstone) on once: seq strictly increases within a room, so anything at
+    // or below the last seq seen is a repeat (history overlap, resume).
+    deliverChat(room, ev) {
       const st = this.rooms.get(room);
       if (!st) return;
-      if (typeof line.seq === "number") {
-        if (line.seq <= st.lastSeq) return;
-        st.lastSeq = line.seq;
+      if (typeof ev.seq === "number") {
+        if (ev.seq <= st.lastSeq) return;
+        st.lastSeq = ev.seq;
       }
-      this.emit("chat", room, line);
-      this.emit("event", room, line);
+      if (ev.type === "delete") this.emit("delete", room, ev);
+      else this.emit("chat", room, ev);
+      this.emit("event", room, ev);
+    }
+
+    // reset replaces the room's chat with the server's recent lines: it sends one when
+    // it could not fill a gap (the viewer missed more than history keeps).
+    reset(room, lines) {
+      const st = this.rooms.get(room);
+      if (!st) return;
+      st.lastSeq = 0;
+      this.emit("reset", room, lines);
+      for (const l of lines) this.deliverChat(room, l);
     }
 
     lastSeq(room) {

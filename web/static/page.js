@@ -39,14 +39,31 @@
 
     remove(seq) {
       const li = this.bySeq.get(seq);
-      if (li) li.classList.add("removed");
+      if (!li) return;
+      li.classList.add("removed");
+      li.querySelector(".text").textContent = "(removed by a moderator)";
+      for (const b of li.querySelectorAll("button")) b.remove();
+    }
+
+    clear() {
+      this.ul.replaceChildren();
+      this.bySeq.clear();
+    }
+
+    // bind shows the room's chat stream from the client: lines, deletions, resets.
+    bind(client, room) {
+      client.on("chat", (r, line) => { if (r === room) this.add(line); });
+      client.on("delete", (r, ev) => { if (r === room) this.remove(ev.line); });
+      client.on("reset", (r) => { if (r === room) this.clear(); });
     }
   }
 
   // connLine shows the client's status in an element.
   function connLine(client, node) {
+    let drops = 0;
     client.on("status", (s, d) => {
       node.dataset.state = s;
+      if (s === "reconnecting") node.dataset.drops = String(++drops);
       if (s === "online") node.textContent = "connected";
       else if (s === "reconnecting") node.textContent = "reconnecting" + (d && d.inMs != null ? " in " + Math.ceil(d.inMs / 1000) + " s" : "…");
       else if (s === "closed") node.textContent = "disconnected" + (d && d.name && d.name !== "normal" ? " (" + d.name + ")" : "");
@@ -61,47 +78,52 @@
   }
 
   function formatPrice(p) {
-    if (!p) return "";
-    if (typeof p.price === "string") return p.price;
-    if (typeof p.price_cents === "number") return (p.currency || "¥") + " " + (p.price_cents / 100).toFixed(2);
-    if (typeof p.price === "number") return (p.currency || "¥") + " " + p.price.toFixed(2);
-    return "";
+    if (!p || p.price == null) return "";
+    const n = Number(p.price);
+    return isNaN(n) ? String(p.price) : "¥" + (Number.isInteger(n) ? n : n.toFixed(2));
   }
 
   // roomState maps the room's state (docs/protocol.md: the join snapshot and the state
-  // events) onto the page's handlers: {cheers(total), online(n), pin(product|null),
-  // live(bool, info)}. It returns a function to call with each join result; that
-  // function returns which state the server keeps (features[name] = true), so that a
-  // page hides what the server does not offer instead of pretending.
+  // events) onto the page's handlers, each optional:
+  //   cheers(total), online(n, unique), pin(product|null), live(bool, status),
+  //   slowMode(seconds), stock(ev)
+  // Pins are versioned and cheer totals only grow: an older value never replaces a
+  // newer one. Call the returned function with each join result.
   function roomState(client, room, h) {
-    const seen = {};
-    const apply = (name, v) => {
-      if (v === undefined || !h[name]) return;
-      seen[name] = true;
-      h[name](v);
+    let pinVersion = -1, cheers = -1;
+    const call = (name, ...args) => { if (h[name]) h[name](...args); };
+    const pin = (p) => {
+      if (!p || typeof p.version !== "number") { call("pin", null); return; }
+      if (p.version <= pinVersion) return;
+      pinVersion = p.version;
+      call("pin", p.product || null);
     };
-    const fromObj = (o) => {
-      if (!o) return;
-      if ("cheers" in o) apply("cheers", typeof o.cheers === "object" && o.cheers ? o.cheers.total : o.cheers);
-      if ("online" in o) apply("online", typeof o.online === "object" && o.online ? o.online.count : o.online);
-      if ("pin" in o) apply("pin", o.pin && (o.pin.product || o.pin));
-      if ("live" in o) apply("live", typeof o.live === "object" && o.live ? !!o.live.live : !!o.live);
+    const total = (n) => {
+      if (typeof n !== "number" || n < cheers) return;
+      cheers = n;
+      call("cheers", n);
     };
+    const live = (st) => call("live", !!(st && st.live), st || {});
     client.on("event", (r, ev) => {
       if (r !== room) return;
       switch (ev.type) {
-        case "cheers": case "cheer": apply("cheers", ev.total); break;
-        case "online": apply("online", ev.count != null ? ev.count : ev.online); break;
-        case "pin": apply("pin", ev.product || null); break;
-        case "unpin": apply("pin", null); break;
-        case "live": apply("live", !!ev.live); break;
-        case "state": fromObj(ev); break;
+        case "cheers": total(ev.total); break;
+        case "online": call("online", ev.online || 0, ev.unique || 0); break;
+        case "pin": pin(ev); break;
+        case "live": live(ev); break;
+        case "slow_mode": call("slowMode", ev.seconds || 0); break;
+        case "stock": call("stock", ev); break;
+        // The live status is relayed as media published it, without a type.
+        case undefined: if (typeof ev.live === "boolean") live(ev); break;
       }
     });
-    client.on("state", (r, f) => { if (r === room) fromObj(f.state || f); });
     return (joinResult) => {
-      fromObj(joinResult && joinResult.snapshot);
-      return seen;
+      const snap = (joinResult && joinResult.snapshot) || {};
+      if ("cheers" in snap) total(snap.cheers);
+      if ("online" in snap) call("online", snap.online || 0, snap.unique || 0);
+      if ("pin" in snap) { pinVersion = -1; pin(snap.pin); }
+      if ("live" in snap) live(snap.live);
+      if ("slow_mode" in snap) call("slowMode", snap.slow_mode || 0);
     };
   }
 

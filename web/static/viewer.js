@@ -14,7 +14,7 @@
   const client = new Client({ token });
   const chat = new Chat($("lines"));
   connLine(client, $("conn"));
-  client.on("chat", (r, line) => { if (r === room) chat.add(line); });
+  chat.bind(client, room);
   client.on("status", (s, d) => {
     if (s === "closed" && d && d.name === "banned") note("You were removed from this room.");
   });
@@ -27,57 +27,86 @@
   // ---- room state ----
   let serverCheers = 0, unsentTaps = 0, inflightTaps = 0;
   const showCheers = () => ($("cheers").textContent = formatCount(serverCheers + unsentTaps + inflightTaps));
-  let product = null;
-  let liveFromServer = null; // null until the server says; then true/false
-  const features = roomState(client, room, {
+  let product = null, stock = null, liveFromServer = null;
+  const applyJoin = roomState(client, room, {
     cheers(total) {
-      // A total that already counts our in-flight taps replaces the optimistic figure.
-      serverCheers = Math.max(serverCheers, total || 0);
+      serverCheers = Math.max(serverCheers, total);
       showCheers();
     },
     online(n) {
       $("online").hidden = false;
-      $("online-n").textContent = formatCount(n || 0);
+      $("online-n").textContent = formatCount(n);
     },
     pin(p) {
-      product = p || null;
+      if (!p || !product || p.id !== product.id) stock = null;
+      product = p;
+      renderProduct();
+    },
+    stock(ev) {
+      if (!product || ev.item !== product.id) return;
+      if (stock && ev.version < stock.version) return;
+      stock = ev;
       renderProduct();
     },
     live(on) {
       liveFromServer = on;
-      if (on) startPlayback();
-      else stopPlayback("The host is not live right now.");
-      setLive(on && playing);
+      if (on) {
+        offlineDelay = 2000;
+        setLive(true);
+        startPlayback();
+      } else if (!playing) setLive(false);
+    },
+    slowMode(sec) {
+      slowNote = sec > 0 ? "Slow mode: one message every " + sec + " s." : "";
+      if (!$("note").dataset.sticky) note(slowNote);
     },
   });
+  let slowNote = "";
 
+  // The product card. A product pinned with flash_sale terms is a flash sale: Buy
+  // presses go to the server (`buy`); other products are shown without a button
+  // (buying them happens in the shop, outside liveroom).
   function renderProduct() {
     const p = product;
     $("product").hidden = !p;
     if (!p) return;
-    $("product-title").textContent = p.title || p.name || p.id || "";
+    $("product-title").textContent = p.title || p.id;
     $("product-price").textContent = formatPrice(p);
-    const img = p.image || p.image_url;
-    $("product-img").hidden = !img;
-    if (img) $("product-img").src = img;
-    $("product-note").textContent = p.stock != null ? p.stock + " left" : "";
-    $("buy").hidden = !buyEnabled;
+    $("product-img").hidden = !p.image;
+    if (p.image) $("product-img").src = p.image;
+    const sale = p.flash_sale;
+    $("buy").hidden = !sale;
+    let text = "";
+    if (sale) {
+      const st = stock || {};
+      const startsAt = st.starts_at || sale.starts_at || 0;
+      if (st.sold_out) text = "Sold out";
+      else if (startsAt > Date.now()) text = "Flash sale starts in " + Math.ceil((startsAt - Date.now()) / 1000) + " s";
+      else text = "Flash sale · " + (st.left != null ? st.left : sale.stock) + " left";
+      $("buy").disabled = !!st.sold_out || !token || !!bought;
+      $("buy").textContent = bought ? "Bought ✔" : st.sold_out ? "Sold out" : "Buy";
+    } else if (p.stock) text = p.stock + " in stock";
+    if (buyNote) text = buyNote;
+    $("product-note").textContent = text;
   }
+  let bought = null, buyNote = "";
+  setInterval(() => { if (product && product.flash_sale) renderProduct(); }, 1000); // countdown
 
   // ---- join ----
-  let me = null, buyEnabled = true;
   client.on("joined", (r, res) => {
     if (r !== room) return;
-    me = res.you;
-    chat.me = me.id;
-    const f = features(res);
-    $("cheer").hidden = !f.cheers;
+    chat.me = res.you.id;
+    applyJoin(res);
     const guest = !token;
+    $("cheer").hidden = false;
+    $("cheer").disabled = guest;
     $("text").disabled = $("send-btn").disabled = guest;
     $("text").placeholder = guest ? "Watching as a guest: open with ?token=… to chat" : "Say something…";
-    $("cheer").disabled = guest;
   });
-  client.join(room).catch((e) => note("Could not join: " + (e.message || e.code)));
+  client.join(room).catch((e) => {
+    $("note").dataset.sticky = "1";
+    note(e.code === "banned" ? "You are banned from this room." : "Could not join: " + (e.message || e.code));
+  });
 
   // ---- chat ----
   $("send").addEventListener("submit", async (e) => {
@@ -87,9 +116,10 @@
     $("text").value = "";
     try {
       await client.action("chat", { room, text });
-      note("");
+      note(slowNote);
     } catch (err) {
-      if (err.code === "rate_limited") note("Slow down: try again in " + Math.ceil((err.retryMs || 1000) / 1000) + " s.");
+      if (err.code === "rate_limited" || err.code === "slow_mode") note("Slow down: try again in " + Math.ceil((err.retryMs || 1000) / 1000) + " s.");
+      else if (err.code === "muted") note("A moderator muted you" + (err.retryMs ? " for " + Math.ceil(err.retryMs / 60000) + " min." : "."));
       else note(err.message || err.code);
       if (!$("text").value) $("text").value = text;
     }
@@ -108,31 +138,35 @@
     inflightTaps += n;
     try {
       const res = await client.action("cheer", { room, count: n });
-      if (res && typeof res.total === "number") serverCheers = Math.max(serverCheers, res.total);
-      else serverCheers += n;
+      serverCheers = Math.max(serverCheers, res.total || 0);
     } catch (err) {
-      if (err.code === "unknown_command") { $("cheer").hidden = true; note("Cheers are not available on this server."); }
-      else if (err.code === "rate_limited") unsentTaps += n; // try again with the next batch
+      if (err.code !== "rate_limited") note("cheer: " + (err.message || err.code));
     } finally {
       inflightTaps -= n;
       showCheers();
     }
   }, 500);
 
-  // ---- buy ----
+  // ---- buy (flash sale) ----
+  const answers = {
+    won: "You got one! Order placed ✔",
+    sold_out: "Sold out",
+    already_bought: "You already bought this",
+    not_started: "Not started yet",
+    rate_limited: "Too fast: try again",
+  };
   $("buy").addEventListener("click", async () => {
-    if (!product) return;
-    if (!token) { note("Open this page with ?token=… to buy."); return; }
+    if (!product || !product.flash_sale || !token) return;
     $("buy").disabled = true;
     try {
-      const res = await client.action("buy", { room, product: product.id });
-      const st = (res && (res.status || res.result)) || "ok";
-      $("product-note").textContent = st === "sold_out" ? "Sold out" : st === "ok" || st === "won" ? "Ordered! ✔" : String(st);
+      const res = await client.action("buy", { room, item: product.id });
+      if (res.answer === "won" || res.answer === "already_bought") bought = res.order_id || true;
+      buyNote = answers[res.answer] || res.answer;
     } catch (err) {
-      if (err.code === "unknown_command") { buyEnabled = false; $("buy").hidden = true; note("Buying is not available on this server."); }
-      else $("product-note").textContent = err.message || err.code;
+      buyNote = err.code === "no_sale" ? "This item is not on sale" : err.message || err.code;
     } finally {
-      $("buy").disabled = false;
+      renderProduct();
+      if (!bought) setTimeout(() => { buyNote = ""; renderProduct(); }, 3000);
     }
   });
 
@@ -147,11 +181,20 @@
     b.className = "badge " + (on ? "live" : "offline");
   }
 
-  function scheduleRetry(ms) {
+  // When to try WHEP: at once when the room's live status (join snapshot, `live`
+  // events) says live, and retries every 2 s while it does. While it says offline the
+  // page still tries, with backoff (2 s doubling to 30 s, jittered): the gateway does
+  // not relay live changes to joined viewers yet (see docs/client.md), so the snapshot
+  // may be stale.
+  let offlineDelay = 2000;
+  function scheduleRetry() {
     clearTimeout(retry);
-    // With a live status from the server, retry only while it says live; without one
-    // the page polls WHEP to find out.
-    retry = setTimeout(() => { if (liveFromServer !== false) startPlayback(); }, ms);
+    let ms = 2000;
+    if (liveFromServer === false) {
+      ms = offlineDelay * (0.75 + Math.random() / 2);
+      offlineDelay = Math.min(30000, offlineDelay * 2);
+    }
+    retry = setTimeout(startPlayback, ms);
   }
 
   async function startPlayback() {
@@ -172,11 +215,12 @@
       const s = mine.connectionState;
       if (s === "connected") {
         playing = true;
-        setLive(liveFromServer !== false);
+        offlineDelay = 2000;
+        setLive(true);
         $("stage-msg").hidden = true;
       } else if (s === "failed" || s === "closed") {
         stopPlayback("Connection lost: retrying…");
-        scheduleRetry(2000);
+        scheduleRetry();
       }
     };
     try {
@@ -184,8 +228,9 @@
       $("stage-msg").textContent = "Connecting…";
     } catch (err) {
       if (pc !== mine) return;
-      stopPlayback(err.status === 404 || err.status === 409 ? "The host is not live right now." : "Video unavailable (" + (err.status || err.message) + "): retrying…");
-      scheduleRetry(3000);
+      if (err.status === 404) liveFromServer = false; // media says: not live
+      stopPlayback(err.status === 404 ? "The host is not live right now." : "Video unavailable (" + (err.status || err.message) + "): retrying…");
+      scheduleRetry();
     }
   }
 
@@ -196,7 +241,7 @@
     resource = null;
     playing = false;
     video.srcObject = null;
-    setLive(false);
+    setLive(liveFromServer === true);
     $("stage-msg").hidden = false;
     $("stage-msg").textContent = msg;
   }
