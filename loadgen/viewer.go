@@ -76,9 +76,15 @@ func (v *viewer) run() {
 				return
 			}
 		}
-		code, err := v.session()
+		code, joined, err := v.session()
 		if errors.Is(err, errLeft) || v.ctx.Err() != nil {
 			return
+		}
+		if joined {
+			backoff = 0 // it was in: a new drop starts the backoff afresh
+		}
+		if code == 4003 { // auth_expired: come back with a fresh token
+			v.token = e.mint(v.userID, v.isHost, time.Now())
 		}
 		// Come back through the next gateway: the one that dropped us may be going
 		// away (4001) or gone.
@@ -104,13 +110,14 @@ func (v *viewer) run() {
 }
 
 // session is one connection: dial, join, read until it ends. It returns the close
-// code the connection ended with (-1 when it never opened or broke without one).
-func (v *viewer) session() (websocket.StatusCode, error) {
+// code the connection ended with (-1 when it never opened or broke without one) and
+// whether its join was answered (set by the deferred cleanup).
+func (v *viewer) session() (code websocket.StatusCode, joined bool, err error) {
 	e := v.e
 	select {
 	case e.dialSem <- struct{}{}:
 	case <-v.ctx.Done():
-		return -1, v.ctx.Err()
+		return -1, false, v.ctx.Err()
 	}
 	began := time.Now()
 	dctx, cancel := context.WithTimeout(v.ctx, 15*time.Second)
@@ -122,15 +129,18 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 			e.stats.connectFailures.Add(1)
 			e.noteError("dial", err)
 		}
-		return -1, err
+		return -1, false, err
 	}
 	c.SetReadLimit(4 << 20)
 	v.joined.Store(false)
 	v.conn.Store(c)
 	defer func() {
 		v.conn.Store(nil)
-		if v.joined.Swap(false) && !v.isHost {
-			e.stats.connected.Add(-1)
+		if v.joined.Swap(false) {
+			joined = true
+			if !v.isHost {
+				e.stats.connected.Add(-1)
+			}
 		}
 		v.downUS.Store(time.Now().UnixMicro())
 		c.CloseNow()
@@ -139,12 +149,12 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 
 	join := command{ID: "j", Cmd: "join", Room: e.cfg.Room, Token: v.token, Since: v.lastSeq.Load()}
 	if err := v.write(c, encodeCommand(join)); err != nil {
-		return websocket.CloseStatus(err), err
+		return websocket.CloseStatus(err), false, err
 	}
 	for {
 		typ, r, err := c.Reader(v.ctx)
 		if err != nil {
-			return websocket.CloseStatus(err), err
+			return websocket.CloseStatus(err), false, err
 		}
 		// A buffer only while a frame is in hand: an idle viewer holds none.
 		buf := e.bufs.Get().(*bytes.Buffer)
@@ -156,12 +166,12 @@ func (v *viewer) session() (websocket.StatusCode, error) {
 		e.bufs.Put(buf)
 		if err != nil {
 			if !errors.Is(err, errLeft) && !errors.Is(err, errRefused) && !errors.Is(err, errRetry) {
-				return websocket.CloseStatus(err), err
+				return websocket.CloseStatus(err), false, err
 			}
 			if errors.Is(err, errRetry) {
-				return -1, err
+				return -1, false, err
 			}
-			return websocket.StatusNormalClosure, err
+			return websocket.StatusNormalClosure, false, err
 		}
 	}
 }
