@@ -10,14 +10,16 @@
 //   - run.go: Run, the entry point: one process, or one child process per
 //     PerProcess viewers, then the merged Report.
 //   - profile.go: the schedule, a pure function of Config: audience curve, churn,
-//     chat and cheer rates over time, compressed by Speed.
+//     chat rates over time, compressed by Speed.
 //   - engine.go: one shard in one process: the controller goroutine that follows the
 //     schedule (spawns and retires viewers, picks chat senders, schedules heartbeats
 //     from one heap), a small writer pool, and the drain at the end.
 //   - viewer.go: one simulated viewer, one goroutine that dials, joins, reads every
 //     frame and reconnects with jittered backoff per the close-code table.
 //   - protocol.go: protocol v1 from the client side (docs/protocol.md), and the cid
-//     format that carries a line's send time.
+//     format that carries a line's send time; fastframe.go: a single-pass reader
+//     of events frames (the hot path: every viewer decodes every frame), falling
+//     back to encoding/json for anything unusual.
 //   - shard.go: the child-process protocol (JSON lines over stdin/stdout) and
 //     ServeShard, what `liveroom loadgen --shard i/n` runs.
 //   - dial.go: spreading source addresses over 127.0.0.x when one address's ephemeral
@@ -26,7 +28,11 @@
 //     viewers, seconds and processes.
 //   - stats.go, progress.go, scrape.go: counters, the per-second progress line and
 //     timeline, and the gateways' CPU and memory read from their /metrics.
+//   - accounting.go: the chat ledger: which lines each viewer was owed, within the
+//     per-viewer chat budget.
 //   - report.go, html.go: the Report (JSON schema of issue 5) and its HTML page.
+//   - bench-22k.sh: the 22k room on one machine, `liveroom serve` + `liveroom
+//     gateway` + `liveroom loadgen`, end to end.
 //
 // How delivery is counted. Every chat line a load generator sends carries its send
 // time in its cid ("lg<µs base 36>-<shard>-<n>"), so any viewer in any process of the
@@ -35,8 +41,11 @@
 // it decides to leave (it keeps reading for LeaveGrace), when the load stops, or when
 // it drops for good. It expects every line the gateways acknowledged as stored whose
 // send time lies in its window; the parent counts that from all shards' stored lines
-// after the run. Lost = expected − delivered; a line seen again (seq not above the
-// last seen) is a duplicate. At the end every shard drains until each of its viewers
+// after the run, capped per second of send time at ChatViewBudget ordinary lines
+// (the gateway may sample a busy room; host lines are always owed; lines above the
+// budget are reported as sampled). Lost = expected − delivered; a line seen again
+// (seq not above the last seen) is a duplicate. A viewer that reconnects rejoins
+// with `since` and counts the lines the join reply recovers. At the end every shard drains until each of its viewers
 // has seen the highest seq stored by any shard (bounded by Drain), so a healthy run
 // reports 0 lost without any fixed wait.
 //
