@@ -214,6 +214,7 @@
       if (pc !== mine) return;
       const s = mine.connectionState;
       if (s === "connected") {
+        watchPackets(mine);
         playing = true;
         offlineDelay = 2000;
         setLive(true);
@@ -232,6 +233,24 @@
       stopPlayback(err.status === 404 ? "The host is not live right now." : "Video unavailable (" + (err.status || err.message) + "): retrying…");
       scheduleRetry();
     }
+  }
+
+  // watchPackets notices that packets stopped (usually: the host ended) within ~3 s
+  // instead of the ~20 s ICE takes, and asks WHEP again: a 404 means offline.
+  function watchPackets(mine) {
+    let last = -1, still = 0;
+    const t = setInterval(async () => {
+      if (pc !== mine) { clearInterval(t); return; }
+      let bytes = 0;
+      (await mine.getStats()).forEach((r) => { if (r.type === "inbound-rtp") bytes += r.bytesReceived || 0; });
+      still = bytes === last ? still + 1 : 0;
+      last = bytes;
+      if (still >= 3 && pc === mine) {
+        clearInterval(t);
+        stopPlayback("The stream stopped: checking…");
+        startPlayback();
+      }
+    }, 1000);
   }
 
   function stopPlayback(msg) {
