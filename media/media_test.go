@@ -90,8 +90,10 @@ func TestPublishAndWatch(t *testing.T) {
 	defer cancel()
 	api := clientAPI(t)
 
+	// Listen where gateways do: the stream re-publishes each status to the room's
+	// event subject.
 	statuses := make(chan LiveStatus, 16)
-	sub, err := env.nc.Subscribe(LiveSubject("r1"), func(m *nats.Msg) {
+	sub, err := env.nc.Subscribe("lr.ev.r1.live", func(m *nats.Msg) {
 		var st LiveStatus
 		if json.Unmarshal(m.Data, &st) == nil {
 			statuses <- st

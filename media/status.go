@@ -57,6 +57,9 @@ func newStatusPublisher(ctx context.Context, nc *nats.Conn, cfg Config) (*status
 		Storage:           jetstream.MemoryStorage,
 		MaxAge:            3 * cfg.LiveRefresh,
 		Replicas:          cfg.Replicas,
+		// Gateways hold one subscription per room on lr.ev.<room>.>: this is how
+		// viewers already in the room learn that the host went live or stopped.
+		RePublish: &jetstream.RePublish{Source: "lr.live.*", Destination: "lr.ev.{{wildcard(1)}}.live"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("media: stream %s: %w", liveStream, err)
