@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +84,10 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, ip, "netns", "exec", ns, exe,
 		"-test.run", "^TestBrowser$", "-test.v", "-test.count=1", "-test.timeout=3m")
 	cmd.Env = append(os.Environ(), childEnv+"=1", browserEnv+"="+browser)
+	// The child and the Chromium it starts share a process group: on timeout or at the
+	// end, kill the group so that no browser outlives the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +101,9 @@ func TestBrowser(t *testing.T) {
 	for sc.Scan() {
 		t.Log("child: " + sc.Text())
 	}
-	if err := cmd.Wait(); err != nil {
+	err = cmd.Wait()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // strays, if any; the group is ours
+	if err != nil {
 		t.Fatalf("browser test in namespace %s failed: %v", ns, err)
 	}
 }
