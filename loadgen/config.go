@@ -104,7 +104,7 @@ type Config struct {
 	// negative: every line is owed. Default 20.
 	ChatViewBudget int `json:"chat_view_budget"`
 
-	// Seed profile: cheers (sent once the protocol has a cheer command, issue 3).
+	// Seed profile: cheers.
 
 	// CheerRate is taps/s room-wide, coalesced per viewer into one message every
 	// 0.5–1 s. Default 31.6.
@@ -115,13 +115,14 @@ type Config struct {
 	CheerBurstRate   float64       `json:"cheer_burst_rate"`
 	CheerBurstLength time.Duration `json:"cheer_burst_length"`
 
-	// Seed profile: the host (pins once issue 3 lands, flash sales once issue 6 lands).
+	// Seed profile: the host (flash sales are not played yet).
 
-	// PinEvery is how often the host pins a product. Default 5.5 min.
+	// PinEvery is how often the host pins a product (also in the flat profile while
+	// it holds; at least 2 s apart). Default 5.5 min.
 	PinEvery time.Duration `json:"pin_every"`
 	// HostChatEvery is how often the host says something in chat. Default 1 min.
 	HostChatEvery time.Duration `json:"host_chat_every"`
-	// FlashSales is how many flash sales the host announces, each with FlashStock
+	// FlashSales is how many flash sales the host announces (not played yet), each with FlashStock
 	// items and every viewer pressing FlashPresses times. Default 2, 500, 3.
 	FlashSales   int `json:"flash_sales"`
 	FlashStock   int `json:"flash_stock"`
@@ -133,6 +134,8 @@ type Config struct {
 	// joined. Default 60 s, 10 lines/s.
 	Hold         time.Duration `json:"hold"`
 	FlatChatRate float64       `json:"flat_chat_rate"`
+	// FlatCheerRate is cheer taps/s room-wide while the flat profile holds. Default 0.
+	FlatCheerRate float64 `json:"flat_cheer_rate,omitempty"`
 	// FlatJoinRate is joins/s while the flat profile fills the room; 0 means as fast as
 	// DialConcurrency allows.
 	FlatJoinRate float64 `json:"flat_join_rate"`

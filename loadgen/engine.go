@@ -43,13 +43,21 @@ type sentLine struct {
 	Priority bool `json:"p,omitempty"`
 }
 
-// window is one viewer's part of the chat accounting: it expects every stored line
-// sent in [StartUS, CutUS], and received Delivered of them (and Dups again).
+// sentPin is one pin the host stored: when it was sent and its version.
+type sentPin struct {
+	SentUS  int64 `json:"t"`
+	Version int64 `json:"v"`
+}
+
+// window is one viewer's part of the accounting: it expects every stored line and
+// every pin sent in [StartUS, CutUS]; it received Delivered of the lines (and Dups
+// again) and saw pins up to version PinMax.
 type window struct {
 	StartUS   int64 `json:"a"`
 	CutUS     int64 `json:"b"`
 	Delivered int64 `json:"d"`
 	Dups      int64 `json:"u,omitempty"`
+	PinMax    int64 `json:"p,omitempty"`
 }
 
 // tick is one second of one shard, for the live progress line and the timeline.
@@ -72,7 +80,10 @@ type shardResult struct {
 	Counters counters   `json:"counters"`
 	Join     *Histogram `json:"join"`
 	Chat     *Histogram `json:"chat"`
+	CheerLat *Histogram `json:"cheer_lat"`
+	PinLat   *Histogram `json:"pin_lat"`
 	Lines    []sentLine `json:"lines"`
+	Pins     []sentPin  `json:"pins,omitempty"`
 	Windows  []window   `json:"windows"`
 }
 
@@ -80,13 +91,13 @@ type shardResult struct {
 type job struct {
 	v    *viewer
 	kind byte
-	cid  string
-	text int
+	act  pendingCmd // jobAct
+	cmd  command    // jobResend
 }
 
 const (
 	jobPing = iota
-	jobChat
+	jobAct
 	jobResend
 	jobLeave
 )
@@ -108,15 +119,19 @@ type engine struct {
 	stats    *shardStats
 	join     Histogram
 	chat     Histogram
+	cheerLat Histogram
+	pinLat   Histogram
 	interval atomic.Pointer[Histogram]
-	progress func(tick)                                             // called once a second by the controller
-	agree    func(ctx context.Context, maxSeq int64) (int64, error) // the run-wide last seq to drain to
-	vctx     context.Context                                        // parent of every viewer's context
+	progress func(tick)                                                  // called once a second by the controller
+	agree    func(ctx context.Context, local drainMsg) (drainMsg, error) // the run-wide last seq and pin to drain to
+	vctx     context.Context                                             // parent of every viewer's context
 	vcancel  context.CancelFunc
 
 	linesMu sync.Mutex
 	lines   []sentLine
 	maxSeq  int64
+	pins    []sentPin
+	maxPin  int64
 
 	doneMu  sync.Mutex
 	done    []*viewer // finished, not yet removed by the controller
@@ -184,10 +199,21 @@ func (e *engine) enqueue(j job) {
 	}
 }
 
-// enqueueChat queues a new chat line; it counts as pending from here until its reply.
+// enqueueAct queues a new action; it counts as pending from here until its reply.
+func (e *engine) enqueueAct(v *viewer, p pendingCmd) {
+	e.stats.pending.Add(1)
+	e.enqueue(job{v: v, kind: jobAct, act: p})
+}
+
 func (e *engine) enqueueChat(v *viewer) {
-	e.stats.chatPending.Add(1)
-	e.enqueue(job{v: v, kind: jobChat, text: e.rng.IntN(len(chatTexts))})
+	e.enqueueAct(v, pendingCmd{kind: idChat, text: e.rng.IntN(len(chatTexts))})
+}
+
+func (e *engine) addPin(p sentPin) {
+	e.linesMu.Lock()
+	e.pins = append(e.pins, p)
+	e.maxPin = max(e.maxPin, p.Version)
+	e.linesMu.Unlock()
 }
 
 func (e *engine) worker() {
@@ -196,10 +222,10 @@ func (e *engine) worker() {
 		switch j.kind {
 		case jobPing:
 			j.v.ping()
-		case jobChat:
-			j.v.chat(j.text)
+		case jobAct:
+			j.v.act(j.act)
 		case jobResend:
-			j.v.send(command{ID: "c" + j.cid, Cmd: "chat", Room: e.cfg.Room, Text: chatTexts[j.text%len(chatTexts)], CID: j.cid})
+			j.v.send(j.cmd)
 		case jobLeave:
 			j.v.leave()
 		}
@@ -209,6 +235,10 @@ func (e *engine) worker() {
 // viewerDone is called by a viewer's goroutine as it ends.
 func (e *engine) viewerDone(v *viewer) {
 	w, ok := v.window(time.Now().UnixMicro())
+	if ok {
+		e.stats.cheerOwed.Add(v.cheerOwed)
+		e.stats.cheerGot.Add(v.cheerGot)
+	}
 	e.doneMu.Lock()
 	if ok {
 		e.windows = append(e.windows, w)
@@ -256,6 +286,14 @@ func (e *engine) spawn(now time.Time, host bool) (*viewer, error) {
 	e.viewers.Add(1)
 	go v.run()
 	return v, nil
+}
+
+// mintOrErr signs a viewer token valid for the whole run.
+func (e *engine) mintOrErr(userID string) (string, error) {
+	return auth.Mint(e.cfg.Secret, auth.Claims{
+		UserID: userID, Name: userID, Role: auth.RoleViewer, Rooms: []string{e.cfg.Room},
+		Expires: time.Now().Add(e.cfg.Duration + time.Hour),
+	})
 }
 
 // mint signs a token for a viewer or the host, valid for the whole run; "" when the
@@ -351,6 +389,20 @@ func (e *engine) pickSender(now time.Time) *viewer {
 	return fallback
 }
 
+// pickCheerer picks a random joined viewer that has not cheered for 0.5 s, or nil.
+func (e *engine) pickCheerer(now time.Time) *viewer {
+	for range 8 {
+		if len(e.active) == 0 {
+			return nil
+		}
+		v := e.active[e.rng.IntN(len(e.active))]
+		if v.joined.Load() && now.Sub(v.lastCheer) >= 500*time.Millisecond {
+			return v
+		}
+	}
+	return nil
+}
+
 // run plays the shard until the profile ends, drains, and returns what it measured
 // once every viewer and writer has stopped.
 func (e *engine) run(ctx context.Context) (*shardResult, error) {
@@ -400,7 +452,11 @@ func (e *engine) play(ctx context.Context) error {
 	// default) holds for it too, whatever the Speed.
 	hostChatEvery := max(cfg.scaled(cfg.HostChatEvery), 2*time.Second)
 	hostChatAt := hostChatEvery / 2
-	var churnAcc, chatAcc float64
+	// The host pins every PinEvery (and at least 2 s apart), starting half a period in.
+	pinEvery := max(cfg.scaled(cfg.PinEvery), 2*time.Second)
+	pinAt := pinEvery / 2
+	pins := 0
+	var churnAcc, chatAcc, cheerAcc float64
 	sec := 1
 	last := time.Now()
 	t50 := time.NewTicker(50 * time.Millisecond)
@@ -463,6 +519,32 @@ loop:
 				hostChatAt += hostChatEvery
 				e.enqueueChat(e.host)
 			}
+			if e.host != nil && (!flat || full >= 0) && t >= pinAt && t < loadEnd {
+				pinAt = t + pinEvery
+				pins++
+				e.enqueueAct(e.host, pendingCmd{kind: idPin, n: pins})
+			}
+
+			// Cheers: taps coalesced into one command per viewer every ≥ 0.5 s, at most
+			// 10 taps each (the gateway credits 20 taps/s per user).
+			cheerRate := e.sched.cheerRate(t)
+			if flat {
+				cheerRate = 0
+				if full >= 0 && t-full < cfg.scaled(cfg.Hold) {
+					cheerRate = max(0, cfg.FlatCheerRate)
+				}
+			}
+			cheerAcc += cheerRate * dt * frac
+			for cheerAcc >= 1 {
+				n := min(int(cheerAcc), 10)
+				v := e.pickCheerer(now)
+				if v == nil {
+					break
+				}
+				v.lastCheer = now
+				cheerAcc -= float64(n)
+				e.enqueueAct(v, pendingCmd{kind: idCheer, count: n})
+			}
 
 			// Heartbeats and leaves that are due.
 			for {
@@ -524,11 +606,11 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 		}
 	}
 	// Replies to lines in flight.
-	for e.stats.chatPending.Load() > 0 && waitTick(dctx, poll) {
+	for e.stats.pending.Load() > 0 && waitTick(dctx, poll) {
 		tickIfDue()
 	}
 	e.linesMu.Lock()
-	local := e.maxSeq
+	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
 	e.linesMu.Unlock()
 	var err error
 	target := local
@@ -560,11 +642,12 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	return err
 }
 
-// caughtUp reports whether every viewer still here has seen chat up to seq.
-func (e *engine) caughtUp(seq int64) bool {
+// caughtUp reports whether every viewer still here has seen chat up to the last
+// seq, the last pin, and the cheer total of its own last cheer.
+func (e *engine) caughtUp(t drainMsg) bool {
 	e.reap()
 	for _, v := range e.all {
-		if v.startUS.Load() != 0 && v.lastSeq.Load() < seq {
+		if v.startUS.Load() != 0 && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin || v.cheerCpUS.Load() != 0) {
 			return false
 		}
 	}
@@ -592,7 +675,7 @@ func (e *engine) emitTick(sec int) {
 // result gathers what this shard measured; called once every viewer has ended.
 func (e *engine) result() *shardResult {
 	e.linesMu.Lock()
-	lines := e.lines
+	lines, pins := e.lines, e.pins
 	e.linesMu.Unlock()
 	e.doneMu.Lock()
 	windows := e.windows
@@ -604,7 +687,10 @@ func (e *engine) result() *shardResult {
 		Counters: e.stats.snapshot(),
 		Join:     &e.join,
 		Chat:     &e.chat,
+		CheerLat: &e.cheerLat,
+		PinLat:   &e.pinLat,
 		Lines:    lines,
+		Pins:     pins,
 		Windows:  windows,
 	}
 }

@@ -34,8 +34,8 @@ func parseEvents(b []byte, evs []event) ([]event, bool) {
 		if !p.object(&ev) {
 			return evs, false
 		}
-		if ev.Type == "reset" {
-			return evs, false // carries nested lines: the slow path reads them
+		if ev.Type == "reset" || ev.Type == "pin" {
+			return evs, false // nested lines or product: the slow path reads them
 		}
 		evs = append(evs, ev)
 		p.ws()
@@ -113,7 +113,7 @@ func (p *scan) object(ev *event) bool {
 				return false
 			}
 			ev.CID = string(v)
-		case "seq":
+		case "seq", "total", "online":
 			start := p.i
 			for p.i < len(p.b) && (p.b[p.i] >= '0' && p.b[p.i] <= '9' || p.b[p.i] == '-') {
 				p.i++
@@ -122,7 +122,14 @@ func (p *scan) object(ev *event) bool {
 			if err != nil {
 				return false
 			}
-			ev.Seq = n
+			switch string(key) {
+			case "seq":
+				ev.Seq = n
+			case "total":
+				ev.Total = n
+			default:
+				ev.Online = n
+			}
 		default:
 			if !p.skip() {
 				return false
@@ -212,6 +219,10 @@ func internType(b []byte) string {
 		return "delete"
 	case "reset":
 		return "reset"
+	case "cheers":
+		return "cheers"
+	case "online":
+		return "online"
 	}
 	return string(b)
 }

@@ -112,7 +112,9 @@ var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
 <table><tr><th>class</th><th>measured</th><th>expected</th><th>delivered</th><th>lost</th><th>duplicated</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>
 {{range .Classes}}<tr><td>{{.Name}}</td><td>{{.Measured}}</td><td>{{.Expected}}</td><td>{{.Delivered}}</td><td>{{.Lost}}</td><td>{{.Duplicated}}</td><td>{{printf "%.1f" .P50MS}}</td><td>{{printf "%.1f" .P90MS}}</td><td>{{printf "%.1f" .P99MS}}</td><td>{{printf "%.1f" .MaxMS}}</td></tr>
 {{end}}</table>
-<p>chat lines sent {{.R.Chat.Sent}}, acked {{.R.Chat.Acked}}, stored {{.R.Chat.Stored}}, rejected {{.R.Chat.Rejected}}</p>
+<p>chat lines sent {{.R.Chat.Sent}}, acked {{.R.Chat.Acked}}, stored {{.R.Chat.Stored}}, sampled (viewer × line) {{(index .R.Classes "chat").Sampled}}; pins {{.R.Pins}}</p>
+<p>cheers: taps sent {{.R.Cheers.Sent}}, credited {{.R.Cheers.Acked}}, refused {{.R.Cheers.Refused}}, room total {{.R.Cheers.InitialTotal}} → {{.R.Cheers.FinalTotal}}, exact <b>{{.R.Cheers.Exact}}</b> (measured {{.R.Cheers.Measured}})</p>
+<p>actions resent {{.R.Retried}}, unanswered {{.R.Unanswered}}, rejected {{.R.Rejected}}</p>
 <h2>Gateways</h2>
 <table><tr><th>url</th><th>cpu s</th><th>peak RSS MiB</th><th>end RSS MiB</th><th>error</th></tr>
 {{range .R.Gateways}}<tr><td>{{.URL}}</td><td>{{printf "%.1f" .CPUS}}</td><td>{{printf "%.1f" .RSSMB}}</td><td>{{printf "%.1f" .RSSEndMB}}</td><td>{{.Error}}</td></tr>

@@ -97,17 +97,19 @@ func startGatewaysCfg(t *testing.T, n int, gcfg gateway.Config) []*testGateway {
 // the run drains until every line has arrived everywhere.
 func flatConfig(t *testing.T, targets []string, viewers int) Config {
 	return Config{
-		Targets:      targets,
-		Room:         "lg-test",
-		Secret:       testSecret,
-		Profile:      ProfileFlat,
-		Viewers:      viewers,
-		Hold:         3 * time.Second,
-		FlatChatRate: 10, // half the gateway's per-viewer budget: nothing may be sampled
-		Drain:        20 * time.Second,
-		Duration:     90 * time.Second,
-		Seed:         1,
-		Progress:     t.Output(),
+		Targets:       targets,
+		Room:          "lg-test",
+		Secret:        testSecret,
+		Profile:       ProfileFlat,
+		Viewers:       viewers,
+		Hold:          3 * time.Second,
+		FlatChatRate:  10, // half the gateway's per-viewer budget: nothing may be sampled
+		FlatCheerRate: 50,
+		PinEvery:      time.Second, // the host pins every 2 s (the least) while the room holds
+		Drain:         20 * time.Second,
+		Duration:      90 * time.Second,
+		Seed:          1,
+		Progress:      t.Output(),
 	}
 }
 
@@ -130,6 +132,19 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 	}
 	if chat.Lost != 0 || chat.Duplicated != 0 || chat.Delivered != chat.Expected {
 		t.Errorf("chat: %+v", chat)
+	}
+	if pin := r.Classes["pin"]; r.Pins == 0 || pin.Expected == 0 || pin.Lost != 0 {
+		t.Errorf("%d pins, pin class %+v", r.Pins, pin)
+	}
+	ch := r.Cheers
+	if !ch.Measured || !ch.Exact || ch.Sent == 0 || ch.Acked != ch.Sent || ch.FinalTotal-ch.InitialTotal != ch.Acked {
+		t.Errorf("cheers: %+v", ch)
+	}
+	if ct := r.Classes["cheer_total"]; ct.Expected == 0 || ct.Lost != 0 {
+		t.Errorf("cheer_total: %+v", ct)
+	}
+	if r.Unanswered != 0 || len(r.Rejected) != 0 {
+		t.Errorf("unanswered %d, rejected %v", r.Unanswered, r.Rejected)
 	}
 	for _, name := range []string{"chat", "pin", "cheer_total", "online"} {
 		if _, ok := r.Classes[name]; !ok {
@@ -240,9 +255,16 @@ func TestRunReconnectsWhenGatewayDrains(t *testing.T) {
 	if want := uint64(60 + 1 + r.Closes["4001"]); r.JoinMS.Count < want {
 		t.Errorf("joins %d, want at least %d", r.JoinMS.Count, want)
 	}
-	// Rejoins resume with `since`: nothing sent while they were away is lost.
+	// Rejoins resume with `since` and find the room's state in the snapshot: nothing
+	// sent while they were away is lost, and resent cheers count once.
 	if chat := r.Classes["chat"]; chat.Lost != 0 || chat.Duplicated != 0 || chat.Expected == 0 {
 		t.Errorf("chat: %+v (recovered %d, resets %d)", chat, r.Chat.Recovered, r.Chat.Resets)
+	}
+	if pin := r.Classes["pin"]; pin.Lost != 0 {
+		t.Errorf("pin: %+v", pin)
+	}
+	if !r.Cheers.Exact {
+		t.Errorf("cheers: %+v", r.Cheers)
 	}
 	t.Logf("closes %v reconnects %d connect failures %d recovered %d chat %+v", r.Closes, r.Reconnects, r.ConnectFailures, r.Chat.Recovered, r.Classes["chat"])
 }

@@ -113,6 +113,23 @@ func (s schedule) chatRate(t time.Duration) float64 {
 	return max(0, c.ChatRate)
 }
 
+// cheerRate is room-wide cheer taps per real second at real time t (seed profile;
+// the flat profile's FlatCheerRate applies while it holds).
+func (s schedule) cheerRate(t time.Duration) float64 {
+	c := s.cfg
+	if c.Profile == ProfileFlat {
+		return 0
+	}
+	p := time.Duration(float64(t) * c.Speed)
+	if p >= c.TailEnd {
+		return 0
+	}
+	if burstAt(p, c.CheerBursts, c.CheerBurstLength, c.TailEnd) {
+		return max(0, c.CheerBurstRate)
+	}
+	return max(0, c.CheerRate)
+}
+
 // burstAt reports whether profile time p is inside one of n bursts of length l spread
 // evenly over [0, span): burst k starts at (k+0.5)·span/n.
 func burstAt(p time.Duration, n int, l, span time.Duration) bool {

@@ -21,6 +21,19 @@ type command struct {
 	Since int64  `json:"since,omitempty"`
 	Text  string `json:"text,omitempty"`
 	CID   string `json:"cid,omitempty"`
+	Count int    `json:"count,omitempty"` // cheer taps
+
+	Product *product `json:"product,omitempty"` // pin
+}
+
+// product is the card the host pins. Its id carries the send time like a cid, so
+// every viewer measures a pin's latency from the moment the host sent it.
+type product struct {
+	ID    string  `json:"id"`
+	Title string  `json:"title"`
+	Price float64 `json:"price"`
+	Image string  `json:"image,omitempty"`
+	Stock int64   `json:"stock"`
 }
 
 // frame is what the gateway sends: a reply or a batch of events. Only the fields the
@@ -39,13 +52,28 @@ type replyResult struct {
 	Seq       int64     `json:"seq"`
 	Duplicate bool      `json:"duplicate"`
 	Snapshot  *snapshot `json:"snapshot"`
+	// cheer
+	Credited int64 `json:"credited"`
+	Refused  int64 `json:"refused"`
+	Total    int64 `json:"total"`
+	// pin
+	Version int64 `json:"version"`
 }
 
 // snapshot is the part of a join reply's snapshot the load generator reads: the
 // recent lines (first join) or exactly the lines after `since` (a rejoin).
 type snapshot struct {
-	Chat      []event `json:"chat"`
-	Recovered bool    `json:"recovered"`
+	Chat      []event   `json:"chat"`
+	Recovered bool      `json:"recovered"`
+	Cheers    int64     `json:"cheers"`
+	Pin       *pinState `json:"pin"`
+	Online    int64     `json:"online"`
+}
+
+// pinState is a pin event's or snapshot's pin.
+type pinState struct {
+	Version int64    `json:"version"`
+	Product *product `json:"product"`
 }
 
 type replyError struct {
@@ -62,6 +90,11 @@ type event struct {
 	TS    int64   `json:"ts"`
 	CID   string  `json:"cid"`
 	Lines []event `json:"lines"` // reset: the room's recent lines
+
+	Total   int64    `json:"total"`   // cheers
+	Version int64    `json:"version"` // pin
+	Product *product `json:"product"` // pin
+	Online  int64    `json:"online"`  // online
 }
 
 // Command ids: the first byte says which command a reply answers.
@@ -70,6 +103,8 @@ const (
 	idChat  = 'c'
 	idPing  = 'p'
 	idLeave = 'l'
+	idCheer = 'k'
+	idPin   = 'n'
 )
 
 // reconnectPolicy says whether and how soon a viewer reconnects after a close code,

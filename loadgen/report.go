@@ -3,6 +3,7 @@ package loadgen
 import (
 	"encoding/json"
 	"os"
+	"sort"
 	"time"
 )
 
@@ -35,6 +36,13 @@ type Report struct {
 	Classes map[string]ClassReport `json:"classes"`
 	Cheers  CheerReport            `json:"cheers"`
 	Chat    ChatSendReport         `json:"chat"`
+	// Pins is how many pins the host stored.
+	Pins int64 `json:"pins"`
+	// Actions (chat, cheer, pin): resent after a reconnect, refused by the gateway
+	// ("chat:rate_limited" → count), and never answered before the run ended.
+	Retried    int64            `json:"retried"`
+	Rejected   map[string]int64 `json:"rejected"`
+	Unanswered int64            `json:"unanswered"`
 	// Gateways are the targets' process figures, read from their /metrics.
 	Gateways  []GatewayReport `json:"gateways"`
 	DurationS float64         `json:"duration_s"`
@@ -74,14 +82,20 @@ type ClassReport struct {
 	MaxMS   float64 `json:"max_ms"`
 }
 
-// CheerReport is the cheer count: taps sent, acknowledged, the room's final total and
-// whether it equals the taps credited. Measured is false until the protocol has cheers.
+// CheerReport is the cheer count: taps sent, acknowledged (credited), the room's
+// final total and whether it grew by exactly the taps credited. The totals are read
+// by joining the room once before and once after the run (an observer connection);
+// Measured is false when that failed. Exact also needs every cheer answered, and
+// nobody else cheering in the room meanwhile.
 type CheerReport struct {
-	Measured   bool  `json:"measured"`
-	Sent       int64 `json:"sent"`
-	Acked      int64 `json:"acked"`
-	FinalTotal int64 `json:"final_total"`
-	Exact      bool  `json:"exact"`
+	Measured     bool  `json:"measured"`
+	Sent         int64 `json:"sent"`
+	Acked        int64 `json:"acked"`
+	Refused      int64 `json:"refused"`
+	Commands     int64 `json:"commands"`
+	InitialTotal int64 `json:"initial_total"`
+	FinalTotal   int64 `json:"final_total"`
+	Exact        bool  `json:"exact"`
 }
 
 // ChatSendReport is the sending side of chat.
@@ -89,11 +103,7 @@ type ChatSendReport struct {
 	Sent  int64 `json:"sent"`
 	Acked int64 `json:"acked"`
 	// Stored is how many distinct lines the gateways stored (acked, by seq).
-	Stored   int64            `json:"stored"`
-	Retried  int64            `json:"retried"`
-	Rejected map[string]int64 `json:"rejected"`
-	// Unanswered lines got no reply before the run ended.
-	Unanswered int64 `json:"unanswered"`
+	Stored int64 `json:"stored"`
 	// Recovered counts lines received in rejoin snapshots (resumed with `since`);
 	// Resets counts rejoins the gateway could not resume (a `reset` event instead).
 	Recovered int64 `json:"recovered"`
@@ -162,40 +172,62 @@ func merge(cfg *Config, results []*shardResult) *Report {
 		Classes:       map[string]ClassReport{},
 	}
 	var c counters
-	var join, chat Histogram
+	var join, chat, cheerLat, pinLat Histogram
 	var lines []sentLine
+	var pins []sentPin
 	for _, res := range results {
 		c.add(res.Counters)
 		r.FullS = max(r.FullS, res.FullS)
-		if res.Join != nil {
-			join.Merge(res.Join)
-		}
-		if res.Chat != nil {
-			chat.Merge(res.Chat)
+		for _, m := range []struct{ dst, src *Histogram }{{&join, res.Join}, {&chat, res.Chat}, {&cheerLat, res.CheerLat}, {&pinLat, res.PinLat}} {
+			if m.src != nil {
+				m.dst.Merge(m.src)
+			}
 		}
 		lines = append(lines, res.Lines...)
+		pins = append(pins, res.Pins...)
 	}
+	sort.Slice(pins, func(i, j int) bool { return pins[i].SentUS < pins[j].SentUS })
+
 	ledger := newChatLedger(lines, cfg.ChatViewBudget)
-	var cr ClassReport
-	cr.Measured = true
+	chatCR := ClassReport{Measured: true}
+	pinCR := ClassReport{Measured: true}
 	for _, res := range results {
 		for _, w := range res.Windows {
 			exp, all := ledger.count(w.StartUS, w.CutUS)
 			got := min(w.Delivered, exp)
-			cr.Expected += exp
-			cr.Delivered += got
-			cr.Lost += exp - got
-			cr.Duplicated += w.Dups
-			cr.Sampled += all - exp
+			chatCR.Expected += exp
+			chatCR.Delivered += got
+			chatCR.Lost += exp - got
+			chatCR.Duplicated += w.Dups
+			chatCR.Sampled += all - exp
+
+			// Every pin sent in the window is owed; seeing it or any newer version
+			// covers it (state is coalesced: a slow viewer may skip to the newest).
+			lo := sort.Search(len(pins), func(i int) bool { return pins[i].SentUS >= w.StartUS })
+			for _, p := range pins[lo:] {
+				if p.SentUS > w.CutUS {
+					break
+				}
+				pinCR.Expected++
+				if p.Version <= w.PinMax {
+					pinCR.Delivered++
+				} else {
+					pinCR.Lost++
+				}
+			}
 		}
 	}
-	cr.P50MS, cr.P90MS = ms(chat.Quantile(0.5)), ms(chat.Quantile(0.9))
-	cr.P99MS, cr.MaxMS = ms(chat.Quantile(0.99)), ms(chat.Max())
-	r.Classes["chat"] = cr
-	for _, name := range []string{"pin", "cheer_total", "online"} {
-		r.Classes[name] = ClassReport{}
-	}
-	r.Notes = append(r.Notes, "pin, cheer_total, online and cheers are not measured yet: protocol v1 has no room state (issue 3)")
+	chatCR.setLatency(&chat)
+	pinCR.setLatency(&pinLat)
+	r.Classes["chat"] = chatCR
+	r.Classes["pin"] = pinCR
+	cheerCR := ClassReport{Measured: true, Expected: c.CheerOwed, Delivered: c.CheerGot, Lost: c.CheerOwed - c.CheerGot}
+	cheerCR.setLatency(&cheerLat)
+	r.Classes["cheer_total"] = cheerCR
+	r.Classes["online"] = ClassReport{}
+	r.Notes = append(r.Notes,
+		"cheer_total: each cheering viewer owes itself the total its cheer's reply reported; latency is from sending the cheer until that viewer sees the room total reach it",
+		"online is not measured yet")
 
 	r.ViewersPeak = c.Peak // exact for one shard; replaced from the timeline for more
 	r.ConnectFailures = c.ConnectFailures
@@ -204,10 +236,17 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	r.Closes = c.Closes
 	r.JoinMS = percentiles(&join)
 	r.Chat = ChatSendReport{
-		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(ledger.lines)), Retried: c.ChatRetried,
-		Rejected: c.ChatRejected, Unanswered: c.ChatUnanswered, Foreign: c.Foreign, Budget: cfg.ChatViewBudget,
-		Recovered: c.Recovered, Resets: c.Resets,
+		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(ledger.lines)), Foreign: c.Foreign,
+		Budget: cfg.ChatViewBudget, Recovered: c.Recovered, Resets: c.Resets,
 	}
+	r.Cheers = CheerReport{Sent: c.CheerTaps, Acked: c.CheerCredited, Refused: c.CheerRefused, Commands: c.CheerCmds}
+	r.Pins = int64(len(pins))
+	r.Retried, r.Unanswered, r.Rejected = c.Retried, c.Unanswered, c.Rejected
 	r.Errors = c.Errors
 	return r
+}
+
+func (cr *ClassReport) setLatency(h *Histogram) {
+	cr.P50MS, cr.P90MS = ms(h.Quantile(0.5)), ms(h.Quantile(0.9))
+	cr.P99MS, cr.MaxMS = ms(h.Quantile(0.99)), ms(h.Max())
 }

@@ -40,6 +40,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		specs[i] = shardSpec{Config: cfg, Index: i, Count: n, StartUS: start.UnixMicro(), Sources: sources}
 	}
 
+	probeClient := dialClients(nil)[0]
+	initial, probeErr := probeCheers(ctx, &cfg, probeClient)
+
 	scr := newScraper(cfg.Targets)
 	sctx, stopScrape := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -70,6 +73,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r := merge(&cfg, results)
+	if probeErr == nil {
+		r.Cheers.Measured = true
+		r.Cheers.InitialTotal = initial
+		// Every cheer was answered once stored; the gateway's view of the total may
+		// trail its store by a batch, so look again a few times before calling it.
+		for try := 0; ; try++ {
+			final, err := probeCheers(context.WithoutCancel(ctx), &cfg, probeClient)
+			if err != nil {
+				r.Cheers.Measured = false
+				r.Errors = withError(r.Errors, "cheer_probe", err)
+				break
+			}
+			r.Cheers.FinalTotal = final
+			r.Cheers.Exact = final-initial == r.Cheers.Acked && r.Unanswered == 0
+			if r.Cheers.Exact || try == 4 {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	} else {
+		r.Errors = withError(r.Errors, "cheer_probe", probeErr)
+	}
 	var peak int64
 	r.Timeline, peak = agg.timeline()
 	if n > 1 {
@@ -78,4 +103,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.Gateways = scr.gateways(cfg.Targets)
 	r.DurationS = time.Since(began).Seconds()
 	return r, err
+}
+
+func withError(m map[string]string, kind string, err error) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[kind] = err.Error()
+	return m
 }

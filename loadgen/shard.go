@@ -21,11 +21,11 @@ import (
 // (ServeShard) answers on stdout with one JSON message per line:
 //
 //	{"tick": {...}}         once a second, for the live progress and the timeline
-//	{"drain": {"max_seq": N}} when its load has stopped and its lines are answered
+//	{"drain": {"max_seq": N, "max_pin": V}} when its load has stopped and its actions are answered
 //	{"result": {...}}       at the end: raw histograms, lines and windows to merge
 //
-// and waits, after "drain", for the run-wide {"max_seq": N} on stdin so that every
-// shard drains until the last line stored by any shard has arrived.
+// and waits, after "drain", for the run-wide {"max_seq": N, "max_pin": V} on stdin so that every
+// shard drains until the last line and pin stored by any shard have arrived.
 
 type childMsg struct {
 	Tick   *tick        `json:"tick,omitempty"`
@@ -34,8 +34,10 @@ type childMsg struct {
 	Error  string       `json:"error,omitempty"`
 }
 
+// drainMsg is what the run drains to: the highest chat seq and pin version stored.
 type drainMsg struct {
 	MaxSeq int64 `json:"max_seq"`
+	MaxPin int64 `json:"max_pin"`
 }
 
 // ServeShard runs one shard of a sharded run: it reads its spec from r, plays, and
@@ -60,8 +62,8 @@ func ServeShard(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	e := newEngine(spec)
 	e.progress = func(t tick) { send(childMsg{Tick: &t}) }
-	e.agree = func(ctx context.Context, local int64) (int64, error) {
-		if err := send(childMsg{Drain: &drainMsg{MaxSeq: local}}); err != nil {
+	e.agree = func(ctx context.Context, local drainMsg) (drainMsg, error) {
+		if err := send(childMsg{Drain: &local}); err != nil {
 			return local, err
 		}
 		// The read is bounded by the parent: it answers every shard, and closes our
@@ -80,7 +82,7 @@ func ServeShard(ctx context.Context, r io.Reader, w io.Writer) error {
 			if !ok {
 				return local, errors.New("loadgen shard: parent closed the drain")
 			}
-			return max(local, m.MaxSeq), nil
+			return drainMsg{MaxSeq: max(local.MaxSeq, m.MaxSeq), MaxPin: max(local.MaxPin, m.MaxPin)}, nil
 		case <-ctx.Done():
 			return local, ctx.Err()
 		}
@@ -147,8 +149,8 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 	// One reader per child; a coordinator answers the drain once every child has
 	// either asked or exited.
 	type drainReq struct {
-		i   int
-		seq int64
+		i int
+		m drainMsg
 	}
 	drains := make(chan drainReq, n)
 	exits := make(chan int, n)
@@ -172,7 +174,7 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 					agg.add(*m.Tick)
 				case m.Drain != nil:
 					asked = true
-					drains <- drainReq{i, m.Drain.MaxSeq}
+					drains <- drainReq{i, *m.Drain}
 				case m.Result != nil:
 					c.result = m.Result
 					if m.Error != "" {
@@ -192,17 +194,18 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var maxSeq int64
+		var all drainMsg
 		var waiting []int
 		for seen := 0; seen < n; seen++ {
 			select {
 			case d := <-drains:
-				maxSeq = max(maxSeq, d.seq)
+				all.MaxSeq = max(all.MaxSeq, d.m.MaxSeq)
+				all.MaxPin = max(all.MaxPin, d.m.MaxPin)
 				waiting = append(waiting, d.i)
 			case <-exits:
 			}
 		}
-		b, _ := json.Marshal(drainMsg{MaxSeq: maxSeq})
+		b, _ := json.Marshal(all)
 		for _, i := range waiting {
 			children[i].stdin.Write(append(b, '\n'))
 		}

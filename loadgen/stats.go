@@ -19,26 +19,32 @@ type shardStats struct {
 	foreign         atomic.Int64 // chat lines not sent by a load generator
 	chatSent        atomic.Int64
 	chatAcked       atomic.Int64
-	chatRetried     atomic.Int64
-	chatPending     atomic.Int64
+	cheerCmds       atomic.Int64
+	cheerTaps       atomic.Int64 // taps sent
+	cheerCredited   atomic.Int64
+	cheerRefused    atomic.Int64
+	cheerOwed       atomic.Int64 // cheer checkpoints owed to viewers (see cheerReply)
+	cheerGot        atomic.Int64
+	retried         atomic.Int64 // actions resent after a reconnect
+	pending         atomic.Int64 // actions queued or sent and not answered
 	pings           atomic.Int64
 	pongs           atomic.Int64
 	recovered       atomic.Int64 // lines received in a rejoin's snapshot
 	resets          atomic.Int64 // reset events (recovery was impossible)
 
-	mu           sync.Mutex
-	closes       map[string]int64 // close code → count
-	joinErrors   map[string]int64 // join error code → count
-	chatRejected map[string]int64 // chat error code → count
-	errors       map[string]string
+	mu         sync.Mutex
+	closes     map[string]int64 // close code → count
+	joinErrors map[string]int64 // join error code → count
+	rejected   map[string]int64 // "chat:rate_limited" → count
+	errors     map[string]string
 }
 
 func newShardStats() *shardStats {
 	return &shardStats{
-		closes:       map[string]int64{},
-		joinErrors:   map[string]int64{},
-		chatRejected: map[string]int64{},
-		errors:       map[string]string{},
+		closes:     map[string]int64{},
+		joinErrors: map[string]int64{},
+		rejected:   map[string]int64{},
+		errors:     map[string]string{},
 	}
 }
 
@@ -68,9 +74,14 @@ func (s *shardStats) addJoinError(code string) {
 	s.mu.Unlock()
 }
 
-func (s *shardStats) addChatRejected(code string) {
+// addRejected counts an action the gateway refused, by action and error code.
+func (s *shardStats) addRejected(action string, rerr *replyError) {
+	code := "no_result"
+	if rerr != nil {
+		code = rerr.Code
+	}
 	s.mu.Lock()
-	s.chatRejected[code]++
+	s.rejected[action+":"+code]++
 	s.mu.Unlock()
 }
 
@@ -82,15 +93,21 @@ type counters struct {
 	Foreign         int64             `json:"foreign"`
 	ChatSent        int64             `json:"chat_sent"`
 	ChatAcked       int64             `json:"chat_acked"`
-	ChatRetried     int64             `json:"chat_retried"`
-	ChatUnanswered  int64             `json:"chat_unanswered"`
+	CheerCmds       int64             `json:"cheer_cmds"`
+	CheerTaps       int64             `json:"cheer_taps"`
+	CheerCredited   int64             `json:"cheer_credited"`
+	CheerRefused    int64             `json:"cheer_refused"`
+	CheerOwed       int64             `json:"cheer_owed"`
+	CheerGot        int64             `json:"cheer_got"`
+	Retried         int64             `json:"retried"`
+	Unanswered      int64             `json:"unanswered"`
 	Pings           int64             `json:"pings"`
 	Pongs           int64             `json:"pongs"`
 	Recovered       int64             `json:"recovered"`
 	Resets          int64             `json:"resets"`
 	Closes          map[string]int64  `json:"closes"`
 	JoinErrors      map[string]int64  `json:"join_errors"`
-	ChatRejected    map[string]int64  `json:"chat_rejected"`
+	Rejected        map[string]int64  `json:"rejected"`
 	Errors          map[string]string `json:"errors,omitempty"`
 }
 
@@ -115,15 +132,21 @@ func (s *shardStats) snapshot() counters {
 		Foreign:         s.foreign.Load(),
 		ChatSent:        s.chatSent.Load(),
 		ChatAcked:       s.chatAcked.Load(),
-		ChatRetried:     s.chatRetried.Load(),
-		ChatUnanswered:  s.chatPending.Load(),
+		CheerCmds:       s.cheerCmds.Load(),
+		CheerTaps:       s.cheerTaps.Load(),
+		CheerCredited:   s.cheerCredited.Load(),
+		CheerRefused:    s.cheerRefused.Load(),
+		CheerOwed:       s.cheerOwed.Load(),
+		CheerGot:        s.cheerGot.Load(),
+		Retried:         s.retried.Load(),
+		Unanswered:      s.pending.Load(),
 		Pings:           s.pings.Load(),
 		Pongs:           s.pongs.Load(),
 		Recovered:       s.recovered.Load(),
 		Resets:          s.resets.Load(),
 		Closes:          cp(s.closes),
 		JoinErrors:      cp(s.joinErrors),
-		ChatRejected:    cp(s.chatRejected),
+		Rejected:        cp(s.rejected),
 		Errors:          errs,
 	}
 }
@@ -136,8 +159,14 @@ func (c *counters) add(o counters) {
 	c.Foreign += o.Foreign
 	c.ChatSent += o.ChatSent
 	c.ChatAcked += o.ChatAcked
-	c.ChatRetried += o.ChatRetried
-	c.ChatUnanswered += o.ChatUnanswered
+	c.CheerCmds += o.CheerCmds
+	c.CheerTaps += o.CheerTaps
+	c.CheerCredited += o.CheerCredited
+	c.CheerRefused += o.CheerRefused
+	c.CheerOwed += o.CheerOwed
+	c.CheerGot += o.CheerGot
+	c.Retried += o.Retried
+	c.Unanswered += o.Unanswered
 	c.Pings += o.Pings
 	c.Pongs += o.Pongs
 	c.Recovered += o.Recovered
@@ -152,7 +181,7 @@ func (c *counters) add(o counters) {
 	}
 	addMap(&c.Closes, o.Closes)
 	addMap(&c.JoinErrors, o.JoinErrors)
-	addMap(&c.ChatRejected, o.ChatRejected)
+	addMap(&c.Rejected, o.Rejected)
 	for k, v := range o.Errors {
 		if c.Errors == nil {
 			c.Errors = map[string]string{}

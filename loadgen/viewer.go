@@ -38,6 +38,7 @@ type viewer struct {
 	leaving   bool // the controller decided it leaves
 	finished  bool // its goroutine has ended
 	lastChat  time.Time
+	lastCheer time.Time
 
 	// Shared between the reader, the writers and the controller.
 	conn      atomic.Pointer[websocket.Conn] // nil while not connected
@@ -48,13 +49,23 @@ type viewer struct {
 	downUS    atomic.Int64                   // when the last connection dropped, µs; 0 while up
 	chatCount atomic.Uint64                  // chat cid counter
 
-	// Chat lines awaiting their reply; resent after a reconnect with the same cid.
+	// Actions (chat lines, cheers, pins) awaiting their reply; resent after a
+	// reconnect with the same cid.
 	mu      sync.Mutex
-	pending map[string]int64 // cid → send time µs
+	pending map[string]pendingCmd
 
 	// Owned by run (the reader).
 	delivered int64
 	dups      int64
+	// Cheers: the total last seen and when; the viewer's oldest cheer whose total it
+	// has not yet seen (cheerCpUS, 0 for none; atomic for the drain) and that total.
+	cheersSeen   int64
+	cheersSeenAt time.Time
+	cheerCpUS    atomic.Int64
+	cheerCpTotal int64
+	cheerOwed    int64
+	cheerGot     int64
+	pinMax       atomic.Int64 // newest pin version seen
 }
 
 // Why a session ended on the viewer's side.
@@ -219,6 +230,12 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 			}
 			e.join.Record(now.Sub(began))
 			first := v.startUS.CompareAndSwap(0, now.UnixMicro())
+			if sn := f.Result; sn != nil && sn.Snapshot != nil {
+				v.seeCheers(sn.Snapshot.Cheers, now)
+				if sn.Snapshot.Pin != nil {
+					v.seePin(sn.Snapshot.Pin.Version, sn.Snapshot.Pin.Product, now)
+				}
+			}
 			if f.Result != nil && f.Result.Snapshot != nil {
 				// On a rejoin, the lines missed since lastSeq; on the first join,
 				// recent history from before the window, which only moves lastSeq.
@@ -236,6 +253,10 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 			v.resendPending()
 		case idChat:
 			v.chatReply(f.ID[1:], f.Result, f.Error)
+		case idCheer:
+			v.cheerReply(f.ID[1:], f.Result, f.Error, now)
+		case idPin:
+			v.pinReply(f.ID[1:], f.Result, f.Error)
 		case idPing:
 			e.stats.pongs.Add(1)
 		case idLeave:
@@ -250,6 +271,10 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 func (v *viewer) handleEvent(ev *event, now time.Time) {
 	e := v.e
 	switch ev.Type {
+	case "cheers":
+		v.seeCheers(ev.Total, now)
+	case "pin":
+		v.seePin(ev.Version, ev.Product, now)
 	case "delete": // shares the chat sequence: it moves `since`
 		if ev.Seq > v.lastSeq.Load() {
 			v.lastSeq.Store(ev.Seq)
@@ -314,63 +339,6 @@ func (v *viewer) ping() {
 	}
 }
 
-// chat sends a new chat line (text index i), remembering it until its reply. The
-// controller counted it in chatPending when it queued the job, so that the drain
-// also waits for lines still in the queue.
-func (v *viewer) chat(i int) {
-	e := v.e
-	now := time.Now()
-	cid := makeCID(now, e.shard, uint64(v.num)<<20|v.chatCount.Add(1))
-	v.mu.Lock()
-	if v.pending == nil {
-		v.pending = make(map[string]int64, 1)
-	}
-	v.pending[cid] = now.UnixMicro()
-	v.mu.Unlock()
-	e.stats.chatSent.Add(1)
-	v.send(command{ID: "c" + cid, Cmd: "chat", Room: e.cfg.Room, Text: chatTexts[i%len(chatTexts)], CID: cid})
-}
-
-// resendPending resends, after a (re)join, the lines whose replies never came: the
-// gateway deduplicates by cid, so a line stored before the drop is not stored twice.
-func (v *viewer) resendPending() {
-	v.mu.Lock()
-	cids := make([]string, 0, len(v.pending))
-	for cid := range v.pending {
-		cids = append(cids, cid)
-	}
-	v.mu.Unlock()
-	for i, cid := range cids {
-		v.e.stats.chatRetried.Add(1)
-		v.e.enqueue(job{v: v, kind: jobResend, cid: cid, text: i})
-	}
-}
-
-// chatReply settles a pending line.
-func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
-	e := v.e
-	v.mu.Lock()
-	sent, ok := v.pending[cid]
-	delete(v.pending, cid)
-	v.mu.Unlock()
-	if !ok {
-		return
-	}
-	// The line is logged before it stops being pending: the drain reads the highest
-	// stored seq once nothing is pending.
-	defer e.stats.chatPending.Add(-1)
-	if rerr != nil || res == nil {
-		code := "no_result"
-		if rerr != nil {
-			code = rerr.Code
-		}
-		e.stats.addChatRejected(code)
-		return
-	}
-	e.stats.chatAcked.Add(1)
-	e.addLine(sentLine{SentUS: sent, Seq: res.Seq, Priority: v.isHost})
-}
-
 // leave asks the gateway to leave the room; the reader closes on the reply. A viewer
 // that is not connected just stops.
 func (v *viewer) leave() {
@@ -391,7 +359,7 @@ func (v *viewer) window(endUS int64) (window, bool) {
 		cut = down // it ended dropped: count what it should have had until then
 	}
 	cut = min(cut, endUS)
-	return window{StartUS: start, CutUS: cut, Delivered: v.delivered, Dups: v.dups}, true
+	return window{StartUS: start, CutUS: cut, Delivered: v.delivered, Dups: v.dups, PinMax: v.pinMax.Load()}, true
 }
 
 // sleepCtx waits d or until ctx ends; false when ctx ended.

@@ -1,0 +1,185 @@
+package loadgen
+
+import (
+	"fmt"
+	"time"
+)
+
+// This file is what viewers and the host do besides reading: chat lines, cheers and
+// pins, each sent with an id that a resend after a reconnect carries again, and the
+// replies and state events that settle them.
+
+// pendingCmd is an action awaiting its reply.
+type pendingCmd struct {
+	kind   byte  // idChat, idCheer or idPin
+	sentUS int64 // first send
+	text   int   // chat: text index
+	count  int   // cheer: taps
+	n      int   // pin: product number
+}
+
+// track remembers an action until its reply.
+func (v *viewer) track(cid string, p pendingCmd) {
+	v.mu.Lock()
+	if v.pending == nil {
+		v.pending = make(map[string]pendingCmd, 1)
+	}
+	v.pending[cid] = p
+	v.mu.Unlock()
+}
+
+// settle forgets an action and returns it, or false if it was settled already.
+func (v *viewer) settle(cid string) (pendingCmd, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.pending[cid]
+	delete(v.pending, cid)
+	return p, ok
+}
+
+// command builds the wire command of a pending action.
+func (v *viewer) command(cid string, p pendingCmd) command {
+	room := v.e.cfg.Room
+	switch p.kind {
+	case idCheer:
+		return command{ID: "k" + cid, Cmd: "cheer", Room: room, Count: p.count, CID: cid}
+	case idPin:
+		return command{ID: "n" + cid, Cmd: "pin", Room: room, Product: &product{
+			ID: cid, Title: fmt.Sprintf("Product %d 限时特价", p.n), Price: 99.5, Image: "/img/product.png", Stock: 100,
+		}}
+	default:
+		return command{ID: "c" + cid, Cmd: "chat", Room: room, Text: chatTexts[p.text%len(chatTexts)], CID: cid}
+	}
+}
+
+// act sends a new action. The controller counted it as pending when it queued the
+// job, so that the drain also waits for actions still in the queue.
+func (v *viewer) act(p pendingCmd) {
+	e := v.e
+	now := time.Now()
+	p.sentUS = now.UnixMicro()
+	cid := makeCID(now, e.shard, uint64(v.num)<<20|v.chatCount.Add(1))
+	v.track(cid, p)
+	switch p.kind {
+	case idChat:
+		e.stats.chatSent.Add(1)
+	case idCheer:
+		e.stats.cheerCmds.Add(1)
+		e.stats.cheerTaps.Add(int64(p.count))
+	}
+	v.send(v.command(cid, p))
+}
+
+// resendPending resends, after a (re)join, the actions whose replies never came: the
+// gateway deduplicates chat and cheers by cid (and a pin is the latest value), so
+// nothing counts twice.
+func (v *viewer) resendPending() {
+	v.mu.Lock()
+	cmds := make([]command, 0, len(v.pending))
+	for cid, p := range v.pending {
+		cmds = append(cmds, v.command(cid, p))
+	}
+	v.mu.Unlock()
+	for _, c := range cmds {
+		v.e.stats.retried.Add(1)
+		v.e.enqueue(job{v: v, kind: jobResend, cmd: c})
+	}
+}
+
+// chatReply settles a pending line.
+func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
+	e := v.e
+	p, ok := v.settle(cid)
+	if !ok {
+		return
+	}
+	// Logged before it stops being pending: the drain reads the highest stored seq
+	// once nothing is pending.
+	defer e.stats.pending.Add(-1)
+	if rerr != nil || res == nil {
+		e.stats.addRejected("chat", rerr)
+		return
+	}
+	e.stats.chatAcked.Add(1)
+	e.addLine(sentLine{SentUS: p.sentUS, Seq: res.Seq, Priority: v.isHost})
+}
+
+// cheerReply settles a cheer. Its reply's total becomes this viewer's checkpoint:
+// the room's viewers should soon see a total at least that high, and the time from
+// sending the cheer until this viewer sees it is the cheer total's latency.
+func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now time.Time) {
+	e := v.e
+	p, ok := v.settle(cid)
+	if !ok {
+		return
+	}
+	defer e.stats.pending.Add(-1)
+	if rerr != nil || res == nil {
+		e.stats.addRejected("cheer", rerr)
+		e.stats.cheerRefused.Add(int64(p.count))
+		return
+	}
+	e.stats.cheerCredited.Add(res.Credited)
+	e.stats.cheerRefused.Add(res.Refused)
+	if res.Credited == 0 {
+		return
+	}
+	if v.cheerCpUS.Load() == 0 {
+		if p.sentUS >= v.startUS.Load() && p.sentUS <= v.cutUS.Load() {
+			v.cheerOwed++
+			v.cheerCpUS.Store(p.sentUS)
+		}
+	}
+	v.cheerCpTotal = max(v.cheerCpTotal, res.Total)
+	if v.cheerCpUS.Load() != 0 && v.cheersSeen >= v.cheerCpTotal {
+		v.resolveCheer(v.cheersSeenAt) // the total was on screen before the reply came
+	}
+}
+
+// seeCheers takes a cheers total from an event or a snapshot.
+func (v *viewer) seeCheers(total int64, now time.Time) {
+	if total <= v.cheersSeen {
+		return
+	}
+	v.cheersSeen, v.cheersSeenAt = total, now
+	if v.cheerCpUS.Load() != 0 && total >= v.cheerCpTotal {
+		v.resolveCheer(now)
+	}
+}
+
+func (v *viewer) resolveCheer(at time.Time) {
+	lat := at.Sub(time.UnixMicro(v.cheerCpUS.Load()))
+	v.e.cheerLat.Record(max(lat, 0))
+	v.cheerGot++
+	v.cheerCpUS.Store(0)
+}
+
+// pinReply settles the host's pin: its version is what every viewer must reach.
+func (v *viewer) pinReply(cid string, res *replyResult, rerr *replyError) {
+	e := v.e
+	p, ok := v.settle(cid)
+	if !ok {
+		return
+	}
+	defer e.stats.pending.Add(-1)
+	if rerr != nil || res == nil {
+		e.stats.addRejected("pin", rerr)
+		return
+	}
+	e.addPin(sentPin{SentUS: p.sentUS, Version: res.Version})
+}
+
+// seePin takes a pin state from an event or a snapshot. A newer version than any
+// seen is measured from the moment the host sent it (carried in the product id).
+func (v *viewer) seePin(version int64, p *product, now time.Time) {
+	if version <= v.pinMax.Load() {
+		return
+	}
+	v.pinMax.Store(version)
+	if p == nil {
+		return
+	}
+	if sent, ours := cidSentUS(p.ID); ours && sent >= v.startUS.Load() {
+		v.e.pinLat.Record(now.Sub(time.UnixMicro(sent)))
+	}
+}
