@@ -58,18 +58,19 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.ChatBurstLength, "chat-burst-length", d.ChatBurstLength, "seed: length of one chat burst (profile time)")
 	fs.IntVar(&c.ChatViewBudget, "chat-view-budget", d.ChatViewBudget, "ordinary chat lines/s each viewer is owed; the gateway may sample lines above it (set it to the gateway's chat budget; negative: every line is owed)")
 
-	fs.Float64Var(&c.CheerRate, "cheer-rate", d.CheerRate, "seed: cheer taps/s room-wide (sent once the protocol has cheers, issue 3)")
-	fs.IntVar(&c.CheerBursts, "cheer-bursts", d.CheerBursts, "seed: cheer bursts (sent once the protocol has cheers)")
-	fs.Float64Var(&c.CheerBurstRate, "cheer-burst-rate", d.CheerBurstRate, "seed: taps/s during a cheer burst (sent once the protocol has cheers)")
-	fs.DurationVar(&c.CheerBurstLength, "cheer-burst-length", d.CheerBurstLength, "seed: length of one cheer burst (sent once the protocol has cheers)")
-	fs.DurationVar(&c.PinEvery, "pin-every", d.PinEvery, "host pins a product this often (profile time; once the protocol has pins, issue 3)")
+	fs.Float64Var(&c.CheerRate, "cheer-rate", d.CheerRate, "seed: cheer taps/s room-wide, sent as one cheer of up to 10 taps per viewer every ≥0.5 s (negative: none)")
+	fs.IntVar(&c.CheerBursts, "cheer-bursts", d.CheerBursts, "seed: cheer bursts spread evenly over the profile (negative: none)")
+	fs.Float64Var(&c.CheerBurstRate, "cheer-burst-rate", d.CheerBurstRate, "seed: taps/s room-wide during a cheer burst")
+	fs.DurationVar(&c.CheerBurstLength, "cheer-burst-length", d.CheerBurstLength, "seed: length of one cheer burst (profile time)")
+	fs.DurationVar(&c.PinEvery, "pin-every", d.PinEvery, "the host pins a product this often (profile time, at least 2 s; in the flat profile too, while it holds)")
 	fs.DurationVar(&c.HostChatEvery, "host-chat-every", d.HostChatEvery, "host says something in chat this often (profile time)")
-	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "flash sales the host announces (once the protocol has them, issue 6)")
-	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "items per flash sale (issue 6)")
-	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "buy presses per viewer per flash sale (issue 6)")
+	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "flash sales the host announces (not played yet)")
+	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "items per flash sale (not played yet)")
+	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "buy presses per viewer per flash sale (not played yet)")
 
 	fs.DurationVar(&c.Hold, "hold", d.Hold, "flat: how long to chat once every viewer has joined")
 	fs.Float64Var(&c.FlatChatRate, "flat-chat-rate", d.FlatChatRate, "flat: lines/s room-wide")
+	fs.Float64Var(&c.FlatCheerRate, "flat-cheer-rate", 0, "flat: cheer taps/s room-wide while it holds (0: none)")
 	fs.Float64Var(&c.FlatJoinRate, "flat-join-rate", 0, "flat: joins/s while filling the room (0: as fast as --dial-concurrency allows)")
 	fs.DurationVar(&c.LeaveGrace, "leave-grace", d.LeaveGrace, "a leaving viewer keeps reading this long; lines sent before it decided to leave that arrive later count as lost")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
@@ -109,6 +110,15 @@ func runLoadgen(ctx context.Context, args []string) error {
 		r.ViewersPeak, r.ViewersTarget, r.ConnectFailures, r.Reconnects, r.JoinMS.P50, r.JoinMS.P99, r.JoinMS.Max)
 	fmt.Printf("chat: expected %d delivered %d lost %d duplicated %d, p50/p99/max %.0f/%.0f/%.0f ms (lines stored %d)\n",
 		chat.Expected, chat.Delivered, chat.Lost, chat.Duplicated, chat.P50MS, chat.P99MS, chat.MaxMS, r.Chat.Stored)
+	pin, ct := r.Classes["pin"], r.Classes["cheer_total"]
+	fmt.Printf("pins %d: expected %d delivered %d lost %d, p50/p99/max %.0f/%.0f/%.0f ms\n",
+		r.Pins, pin.Expected, pin.Delivered, pin.Lost, pin.P50MS, pin.P99MS, pin.MaxMS)
+	fmt.Printf("cheers: taps sent %d credited %d refused %d, total %d -> %d, exact %v; total seen p50/p99/max %.0f/%.0f/%.0f ms (lost %d)\n",
+		r.Cheers.Sent, r.Cheers.Acked, r.Cheers.Refused, r.Cheers.InitialTotal, r.Cheers.FinalTotal, r.Cheers.Exact,
+		ct.P50MS, ct.P99MS, ct.MaxMS, ct.Lost)
+	if r.FullS > 0 {
+		fmt.Printf("room full after %.1f s\n", r.FullS)
+	}
 	for _, g := range r.Gateways {
 		fmt.Printf("gateway %s: cpu %.1f s, rss peak %.0f MiB %s\n", g.URL, g.CPUS, g.RSSMB, g.Error)
 	}
