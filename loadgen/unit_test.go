@@ -191,26 +191,28 @@ func TestChatLedgerOwesTheBudget(t *testing.T) {
 		seq++
 		lines = append(lines, sentLine{SentUS: us, Seq: seq, Priority: pri})
 	}
-	// Second 10: 30 ordinary lines and one host line; second 11: 5 lines; second 12: 25.
+	// A burst of 30 ordinary lines in 30 ms straddling a second boundary, one host
+	// line in it, then 5 lines 0.5 s later and 25 lines 1.2 s later.
 	for i := range 30 {
-		add(10e6+int64(i)*1000, false)
+		add(10_985_000+int64(i)*1000, false)
 	}
-	add(10e6+999_000, true)
+	add(11_000_500, true)
 	for i := range 5 {
-		add(11e6+int64(i)*1000, false)
+		add(11_500_000+int64(i)*1000, false)
 	}
 	for i := range 25 {
-		add(12e6+int64(i)*1000, false)
+		add(12_200_000+int64(i)*1000, false)
 	}
 	l := newChatLedger(lines, 20)
 	cases := []struct {
 		a, b      int64
 		owed, all int64
 	}{
-		{0, 100e6, 20 + 1 + 5 + 20, 61},
-		{10e6 + 15000, 100e6, 15 + 1 + 5 + 20, 46}, // partial first second
-		{0, 12e6 + 4000, 20 + 1 + 5 + 5, 41},       // partial last second
-		{11e6, 11e6 + 2000, 3, 3},                  // inside one second
+		// The burst owes 20 (not 20 per aligned second), the host line always, the
+		// 5 lines none (still within the burst's second), the last 25 owe 20.
+		{0, 100e6, 20 + 1 + 0 + 20, 61},
+		{0, 11_400_000, 21, 31},
+		{11_400_000, 100e6, 20, 30},
 		{13e6, 14e6, 0, 0},
 	}
 	for _, c := range cases {
