@@ -612,6 +612,10 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	e.linesMu.Lock()
 	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
 	e.linesMu.Unlock()
+	local.Online = e.stats.connected.Load()
+	if e.host != nil && e.host.joined.Load() {
+		local.Online++
+	}
 	var err error
 	target := local
 	if e.agree != nil {
@@ -623,6 +627,15 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 		}
 	}
 	tickIfDue()
+	// Online: every viewer still here should be shown the run's audience.
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && v.joined.Load() {
+			e.stats.onlineOwed.Add(1)
+			if v.lastOnline.Load() == target.Online {
+				e.stats.onlineGot.Add(1)
+			}
+		}
+	}
 	// Everybody leaves; stragglers are cut after a few seconds.
 	e.reap()
 	for _, v := range e.all {
@@ -643,11 +656,13 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 }
 
 // caughtUp reports whether every viewer still here has seen chat up to the last
-// seq, the last pin, and the cheer total of its own last cheer.
+// seq, the last pin, the cheer total of its own last cheer, and the run's audience
+// as the room's online count.
 func (e *engine) caughtUp(t drainMsg) bool {
 	e.reap()
 	for _, v := range e.all {
-		if v.startUS.Load() != 0 && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin || v.cheerCpUS.Load() != 0) {
+		if v.startUS.Load() != 0 && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin ||
+			v.cheerCpUS.Load() != 0 || v.lastOnline.Load() != t.Online) {
 			return false
 		}
 	}

@@ -143,6 +143,9 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 	if ct := r.Classes["cheer_total"]; ct.Expected == 0 || ct.Lost != 0 {
 		t.Errorf("cheer_total: %+v", ct)
 	}
+	if on := r.Classes["online"]; on.Expected != int64(viewers+1) || on.Lost != 0 {
+		t.Errorf("online: %+v", on)
+	}
 	if r.Unanswered != 0 || len(r.Rejected) != 0 {
 		t.Errorf("unanswered %d, rejected %v", r.Unanswered, r.Rejected)
 	}

@@ -224,10 +224,10 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	cheerCR := ClassReport{Measured: true, Expected: c.CheerOwed, Delivered: c.CheerGot, Lost: c.CheerOwed - c.CheerGot}
 	cheerCR.setLatency(&cheerLat)
 	r.Classes["cheer_total"] = cheerCR
-	r.Classes["online"] = ClassReport{}
+	r.Classes["online"] = ClassReport{Measured: true, Expected: c.OnlineOwed, Delivered: c.OnlineGot, Lost: c.OnlineOwed - c.OnlineGot}
 	r.Notes = append(r.Notes,
 		"cheer_total: each cheering viewer owes itself the total its cheer's reply reported; latency is from sending the cheer until that viewer sees the room total reach it",
-		"online is not measured yet")
+		"online: at the end, every viewer still connected is owed the run's audience (its viewers and host) as the room's online count; no latency (counts are reported once a second)")
 
 	r.ViewersPeak = c.Peak // exact for one shard; replaced from the timeline for more
 	r.ConnectFailures = c.ConnectFailures

@@ -38,6 +38,9 @@ type childMsg struct {
 type drainMsg struct {
 	MaxSeq int64 `json:"max_seq"`
 	MaxPin int64 `json:"max_pin"`
+	// Online is how many of the run's viewers (and its host) are in the room: summed
+	// over shards, what every viewer's online count should settle on.
+	Online int64 `json:"online"`
 }
 
 // ServeShard runs one shard of a sharded run: it reads its spec from r, plays, and
@@ -82,7 +85,7 @@ func ServeShard(ctx context.Context, r io.Reader, w io.Writer) error {
 			if !ok {
 				return local, errors.New("loadgen shard: parent closed the drain")
 			}
-			return drainMsg{MaxSeq: max(local.MaxSeq, m.MaxSeq), MaxPin: max(local.MaxPin, m.MaxPin)}, nil
+			return drainMsg{MaxSeq: max(local.MaxSeq, m.MaxSeq), MaxPin: max(local.MaxPin, m.MaxPin), Online: m.Online}, nil
 		case <-ctx.Done():
 			return local, ctx.Err()
 		}
@@ -201,6 +204,7 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 			case d := <-drains:
 				all.MaxSeq = max(all.MaxSeq, d.m.MaxSeq)
 				all.MaxPin = max(all.MaxPin, d.m.MaxPin)
+				all.Online += d.m.Online
 				waiting = append(waiting, d.i)
 			case <-exits:
 			}

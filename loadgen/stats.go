@@ -25,6 +25,8 @@ type shardStats struct {
 	cheerRefused    atomic.Int64
 	cheerOwed       atomic.Int64 // cheer checkpoints owed to viewers (see cheerReply)
 	cheerGot        atomic.Int64
+	onlineOwed      atomic.Int64 // viewers at the end of the drain
+	onlineGot       atomic.Int64 // … shown the run's audience as online
 	retried         atomic.Int64 // actions resent after a reconnect
 	pending         atomic.Int64 // actions queued or sent and not answered
 	pings           atomic.Int64
@@ -99,6 +101,8 @@ type counters struct {
 	CheerRefused    int64             `json:"cheer_refused"`
 	CheerOwed       int64             `json:"cheer_owed"`
 	CheerGot        int64             `json:"cheer_got"`
+	OnlineOwed      int64             `json:"online_owed"`
+	OnlineGot       int64             `json:"online_got"`
 	Retried         int64             `json:"retried"`
 	Unanswered      int64             `json:"unanswered"`
 	Pings           int64             `json:"pings"`
@@ -138,6 +142,8 @@ func (s *shardStats) snapshot() counters {
 		CheerRefused:    s.cheerRefused.Load(),
 		CheerOwed:       s.cheerOwed.Load(),
 		CheerGot:        s.cheerGot.Load(),
+		OnlineOwed:      s.onlineOwed.Load(),
+		OnlineGot:       s.onlineGot.Load(),
 		Retried:         s.retried.Load(),
 		Unanswered:      s.pending.Load(),
 		Pings:           s.pings.Load(),
@@ -165,6 +171,8 @@ func (c *counters) add(o counters) {
 	c.CheerRefused += o.CheerRefused
 	c.CheerOwed += o.CheerOwed
 	c.CheerGot += o.CheerGot
+	c.OnlineOwed += o.OnlineOwed
+	c.OnlineGot += o.OnlineGot
 	c.Retried += o.Retried
 	c.Unanswered += o.Unanswered
 	c.Pings += o.Pings

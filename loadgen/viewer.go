@@ -66,6 +66,7 @@ type viewer struct {
 	cheerOwed    int64
 	cheerGot     int64
 	pinMax       atomic.Int64 // newest pin version seen
+	lastOnline   atomic.Int64 // the room's online count, as last shown
 }
 
 // Why a session ended on the viewer's side.
@@ -232,6 +233,7 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 			first := v.startUS.CompareAndSwap(0, now.UnixMicro())
 			if sn := f.Result; sn != nil && sn.Snapshot != nil {
 				v.seeCheers(sn.Snapshot.Cheers, now)
+				v.lastOnline.Store(sn.Snapshot.Online)
 				if sn.Snapshot.Pin != nil {
 					v.seePin(sn.Snapshot.Pin.Version, sn.Snapshot.Pin.Product, now)
 				}
@@ -275,6 +277,8 @@ func (v *viewer) handleEvent(ev *event, now time.Time) {
 		v.seeCheers(ev.Total, now)
 	case "pin":
 		v.seePin(ev.Version, ev.Product, now)
+	case "online":
+		v.lastOnline.Store(ev.Online)
 	case "delete": // shares the chat sequence: it moves `since`
 		if ev.Seq > v.lastSeq.Load() {
 			v.lastSeq.Store(ev.Seq)
