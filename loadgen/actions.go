@@ -16,6 +16,8 @@ type pendingCmd struct {
 	text   int   // chat: text index
 	count  int   // cheer: taps
 	n      int   // pin: product number
+	flash  *flashTerms
+	item   string // pin of a flash sale, buy: the item
 }
 
 // track remembers an action until its reply.
@@ -44,9 +46,13 @@ func (v *viewer) command(cid string, p pendingCmd) command {
 	case idCheer:
 		return command{ID: "k" + cid, Cmd: "cheer", Room: room, Count: p.count, CID: cid}
 	case idPin:
-		return command{ID: "n" + cid, Cmd: "pin", Room: room, Product: &product{
-			ID: cid, Title: fmt.Sprintf("Product %d 限时特价", p.n), Price: 99.5, Image: "/img/product.png", Stock: 100,
-		}}
+		pr := &product{ID: cid, Title: fmt.Sprintf("Product %d 限时特价", p.n), Price: 99.5, Image: "/img/product.png", Stock: 100}
+		if p.flash != nil {
+			pr.ID, pr.Title, pr.Stock, pr.FlashSale = p.item, fmt.Sprintf("Flash sale %d 秒杀", p.n), p.flash.Stock, p.flash
+		}
+		return command{ID: "n" + cid, Cmd: "pin", Room: room, Product: pr}
+	case idBuy:
+		return command{ID: "b" + cid, Cmd: "buy", Room: room, Item: p.item, CID: cid}
 	default:
 		return command{ID: "c" + cid, Cmd: "chat", Room: room, Text: chatTexts[p.text%len(chatTexts)], CID: cid}
 	}
@@ -66,6 +72,8 @@ func (v *viewer) act(p pendingCmd) {
 	case idCheer:
 		e.stats.cheerCmds.Add(1)
 		e.stats.cheerTaps.Add(int64(p.count))
+	case idBuy:
+		e.stats.presses.Add(1)
 	}
 	v.send(v.command(cid, p))
 }
@@ -178,6 +186,9 @@ func (v *viewer) seePin(version int64, p *product, now time.Time) {
 	v.pinMax.Store(version)
 	if p == nil {
 		return
+	}
+	if p.FlashSale != nil {
+		v.e.noteSale(p.ID, p.FlashSale.StartsAt)
 	}
 	if sent, ours := cidSentUS(p.ID); ours && sent >= v.startUS.Load() {
 		v.e.pinLat.Record(now.Sub(time.UnixMicro(sent)))

@@ -122,11 +122,16 @@ type Config struct {
 	PinEvery time.Duration `json:"pin_every"`
 	// HostChatEvery is how often the host says something in chat. Default 1 min.
 	HostChatEvery time.Duration `json:"host_chat_every"`
-	// FlashSales is how many flash sales the host announces (not played yet), each with FlashStock
-	// items and every viewer pressing FlashPresses times. Default 2, 500, 3.
-	FlashSales   int `json:"flash_sales"`
-	FlashStock   int `json:"flash_stock"`
-	FlashPresses int `json:"flash_presses"`
+	// FlashSales is how many flash sales the host pins, spread evenly over the plateau
+	// and tail: each a product with FlashStock units (one per user) whose sale starts
+	// FlashLead after the pin. Every viewer that sees the pin presses `buy` when the
+	// countdown ends (within the first second) and again, up to FlashPresses times,
+	// 0.2–0.5 s apart, until it gets a final answer. Default 2 sales, 500 units,
+	// 3 presses, 5 s (real time).
+	FlashSales   int           `json:"flash_sales"`
+	FlashStock   int           `json:"flash_stock"`
+	FlashPresses int           `json:"flash_presses"`
+	FlashLead    time.Duration `json:"flash_lead"`
 
 	// Flat profile.
 
@@ -134,6 +139,9 @@ type Config struct {
 	// joined. Default 60 s, 10 lines/s.
 	Hold         time.Duration `json:"hold"`
 	FlatChatRate float64       `json:"flat_chat_rate"`
+	// FlatFlashSales is how many flash sales the flat profile holds, spread over Hold.
+	// Default 0.
+	FlatFlashSales int `json:"flat_flash_sales,omitempty"`
 	// FlatCheerRate is cheer taps/s room-wide while the flat profile holds. Default 0.
 	FlatCheerRate float64 `json:"flat_cheer_rate,omitempty"`
 	// FlatJoinRate is joins/s while the flat profile fills the room; 0 means as fast as
@@ -238,6 +246,7 @@ func (c Config) withDefaults() Config {
 	defi(&c.FlashSales, 2)
 	defi(&c.FlashStock, 500)
 	defi(&c.FlashPresses, 3)
+	def(&c.FlashLead, 5*time.Second)
 	def(&c.Hold, 60*time.Second)
 	deff(&c.FlatChatRate, 10)
 	def(&c.LeaveGrace, 2*time.Second)

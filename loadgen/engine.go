@@ -82,6 +82,7 @@ type shardResult struct {
 	Chat     *Histogram `json:"chat"`
 	CheerLat *Histogram `json:"cheer_lat"`
 	PinLat   *Histogram `json:"pin_lat"`
+	BuyLat   *Histogram `json:"buy_lat"`
 	Lines    []sentLine `json:"lines"`
 	Pins     []sentPin  `json:"pins,omitempty"`
 	Windows  []window   `json:"windows"`
@@ -121,11 +122,16 @@ type engine struct {
 	chat     Histogram
 	cheerLat Histogram
 	pinLat   Histogram
-	interval atomic.Pointer[Histogram]
-	progress func(tick)                                                  // called once a second by the controller
-	agree    func(ctx context.Context, local drainMsg) (drainMsg, error) // the run-wide last seq and pin to drain to
-	vctx     context.Context                                             // parent of every viewer's context
-	vcancel  context.CancelFunc
+	buyLat   Histogram
+
+	salesMu        sync.Mutex
+	salesSeen      map[string]int64 // flash item → starts_at (ms), as viewers saw it pinned
+	salesScheduled map[string]bool  // owned by the controller, under salesMu for brevity
+	interval       atomic.Pointer[Histogram]
+	progress       func(tick)                                                  // called once a second by the controller
+	agree          func(ctx context.Context, local drainMsg) (drainMsg, error) // the run-wide last seq and pin to drain to
+	vctx           context.Context                                             // parent of every viewer's context
+	vcancel        context.CancelFunc
 
 	linesMu sync.Mutex
 	lines   []sentLine
@@ -148,6 +154,7 @@ type engine struct {
 	sessions dueHeap // session ends: who leaves first
 	beats    dueHeap // next heartbeat
 	closing  dueHeap // leave after LeaveGrace
+	presses  dueHeap // flash-sale presses
 	host     *viewer
 	fullAt   time.Duration // flat: when every viewer of the shard had joined
 }
@@ -169,6 +176,9 @@ func newEngine(spec shardSpec) *engine {
 		jobs:    make(chan job, 4096),
 		stats:   newShardStats(),
 		rng:     rand.New(rand.NewPCG(seed, 0x10ad)),
+
+		salesSeen:      map[string]int64{},
+		salesScheduled: map[string]bool{},
 	}
 	e.bufs.New = func() any { return new(bytes.Buffer) }
 	e.interval.Store(new(Histogram))
@@ -456,6 +466,11 @@ func (e *engine) play(ctx context.Context) error {
 	pinEvery := max(cfg.scaled(cfg.PinEvery), 2*time.Second)
 	pinAt := pinEvery / 2
 	pins := 0
+	sales := e.saleTimes(0) // flat: set once the room is full
+	nextSale := 0
+	if flat {
+		sales = nil
+	}
 	var churnAcc, chatAcc, cheerAcc float64
 	sec := 1
 	last := time.Now()
@@ -497,6 +512,7 @@ loop:
 			if flat && full < 0 && e.stats.connected.Load() >= int64(share) {
 				full = t
 				e.fullAt = t
+				sales = e.saleTimes(full)
 				loadEnd = min(hardEnd, e.sched.loadEnd(full))
 			}
 
@@ -524,6 +540,14 @@ loop:
 				pins++
 				e.enqueueAct(e.host, pendingCmd{kind: idPin, n: pins})
 			}
+
+			// Flash sales: the host pins them; every shard's viewers press.
+			if e.host != nil && nextSale < len(sales) && t >= sales[nextSale] && t < loadEnd {
+				e.pinSale(nextSale, now)
+				nextSale++
+			}
+			e.scheduleSales()
+			e.pressDue(now)
 
 			// Cheers: taps coalesced into one command per viewer every ≥ 0.5 s, at most
 			// 10 taps each (the gateway credits 20 taps/s per user).
@@ -704,6 +728,7 @@ func (e *engine) result() *shardResult {
 		Chat:     &e.chat,
 		CheerLat: &e.cheerLat,
 		PinLat:   &e.pinLat,
+		BuyLat:   &e.buyLat,
 		Lines:    lines,
 		Pins:     pins,
 		Windows:  windows,

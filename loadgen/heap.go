@@ -11,8 +11,9 @@ import (
 type dueHeap struct{ items []dueItem }
 
 type dueItem struct {
-	at time.Time
-	v  *viewer
+	at   time.Time
+	v    *viewer
+	item string // presses: the flash-sale item
 }
 
 func (h *dueHeap) Len() int           { return len(h.items) }
@@ -27,7 +28,11 @@ func (h *dueHeap) Pop() any {
 	return it
 }
 
-func (h *dueHeap) push(at time.Time, v *viewer) { heap.Push(h, dueItem{at, v}) }
+func (h *dueHeap) push(at time.Time, v *viewer) { heap.Push(h, dueItem{at: at, v: v}) }
+
+func (h *dueHeap) pushItem(at time.Time, v *viewer, item string) {
+	heap.Push(h, dueItem{at: at, v: v, item: item})
+}
 
 // popDue returns the earliest viewer if it is due at now.
 func (h *dueHeap) popDue(now time.Time) (dueItem, bool) {

@@ -102,14 +102,18 @@ func flatConfig(t *testing.T, targets []string, viewers int) Config {
 		Secret:        testSecret,
 		Profile:       ProfileFlat,
 		Viewers:       viewers,
-		Hold:          3 * time.Second,
+		Hold:          4 * time.Second,
 		FlatChatRate:  10, // half the gateway's per-viewer budget: nothing may be sampled
 		FlatCheerRate: 50,
 		PinEvery:      time.Second, // the host pins every 2 s (the least) while the room holds
-		Drain:         20 * time.Second,
-		Duration:      90 * time.Second,
-		Seed:          1,
-		Progress:      t.Output(),
+		// One flash sale of 50 units, half a second after its pin; everyone presses.
+		FlatFlashSales: 1,
+		FlashStock:     50,
+		FlashLead:      500 * time.Millisecond,
+		Drain:          20 * time.Second,
+		Duration:       90 * time.Second,
+		Seed:           1,
+		Progress:       t.Output(),
 	}
 }
 
@@ -142,6 +146,10 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 	}
 	if ct := r.Classes["cheer_total"]; ct.Expected == 0 || ct.Lost != 0 {
 		t.Errorf("cheer_total: %+v", ct)
+	}
+	fl := r.Flash
+	if fl.Sales != 1 || fl.Won != 50 || fl.Oversold || fl.MultiWins != 0 || fl.Answers["won"] != 50 || fl.Answers["sold_out"] == 0 {
+		t.Errorf("flash: %+v", fl)
 	}
 	if on := r.Classes["online"]; on.Expected != int64(viewers+1) || on.Lost != 0 {
 		t.Errorf("online: %+v", on)

@@ -22,6 +22,7 @@ type command struct {
 	Text  string `json:"text,omitempty"`
 	CID   string `json:"cid,omitempty"`
 	Count int    `json:"count,omitempty"` // cheer taps
+	Item  string `json:"item,omitempty"`  // buy
 
 	Product *product `json:"product,omitempty"` // pin
 }
@@ -29,11 +30,19 @@ type command struct {
 // product is the card the host pins. Its id carries the send time like a cid, so
 // every viewer measures a pin's latency from the moment the host sent it.
 type product struct {
-	ID    string  `json:"id"`
-	Title string  `json:"title"`
-	Price float64 `json:"price"`
-	Image string  `json:"image,omitempty"`
-	Stock int64   `json:"stock"`
+	ID        string      `json:"id"`
+	Title     string      `json:"title"`
+	Price     float64     `json:"price"`
+	Image     string      `json:"image,omitempty"`
+	Stock     int64       `json:"stock"`
+	FlashSale *flashTerms `json:"flash_sale,omitempty"`
+}
+
+// flashTerms make a pinned product a flash sale.
+type flashTerms struct {
+	Stock        int64 `json:"stock"`
+	StartsAt     int64 `json:"starts_at"` // ms since the epoch
+	PerUserLimit int   `json:"per_user_limit"`
 }
 
 // frame is what the gateway sends: a reply or a batch of events. Only the fields the
@@ -58,6 +67,9 @@ type replyResult struct {
 	Total    int64 `json:"total"`
 	// pin
 	Version int64 `json:"version"`
+	// buy
+	Answer  string `json:"answer"`
+	OrderID string `json:"order_id"`
 }
 
 // snapshot is the part of a join reply's snapshot the load generator reads: the
@@ -105,6 +117,7 @@ const (
 	idLeave = 'l'
 	idCheer = 'k'
 	idPin   = 'n'
+	idBuy   = 'b'
 )
 
 // reconnectPolicy says whether and how soon a viewer reconnects after a close code,

@@ -36,8 +36,10 @@ type Report struct {
 	Classes map[string]ClassReport `json:"classes"`
 	Cheers  CheerReport            `json:"cheers"`
 	Chat    ChatSendReport         `json:"chat"`
-	// Pins is how many pins the host stored.
+	// Pins is how many pins the host stored (flash sales included).
 	Pins int64 `json:"pins"`
+	// Flash is the flash-sale herd's outcome.
+	Flash FlashReport `json:"flash"`
 	// Actions (chat, cheer, pin): resent after a reconnect, refused by the gateway
 	// ("chat:rate_limited" → count), and never answered before the run ended.
 	Retried    int64            `json:"retried"`
@@ -96,6 +98,21 @@ type CheerReport struct {
 	InitialTotal int64 `json:"initial_total"`
 	FinalTotal   int64 `json:"final_total"`
 	Exact        bool  `json:"exact"`
+}
+
+// FlashReport is what the flash sales came to. A user never wins a unit of one
+// sale twice (MultiWins 0) and no sale hands out more units than its stock
+// (Oversold false); every press is answered (AnswerMS: press → answer).
+type FlashReport struct {
+	Sales     int64            `json:"sales"`
+	Stock     int              `json:"stock_per_sale"`
+	Presses   int64            `json:"presses"`
+	Answers   map[string]int64 `json:"answers"`
+	Won       int64            `json:"won"`
+	WonBySale map[string]int64 `json:"won_by_sale"`
+	Oversold  bool             `json:"oversold"`
+	MultiWins int64            `json:"multi_wins"`
+	AnswerMS  Percentiles      `json:"answer_ms"`
 }
 
 // ChatSendReport is the sending side of chat.
@@ -172,13 +189,13 @@ func merge(cfg *Config, results []*shardResult) *Report {
 		Classes:       map[string]ClassReport{},
 	}
 	var c counters
-	var join, chat, cheerLat, pinLat Histogram
+	var join, chat, cheerLat, pinLat, buyLat Histogram
 	var lines []sentLine
 	var pins []sentPin
 	for _, res := range results {
 		c.add(res.Counters)
 		r.FullS = max(r.FullS, res.FullS)
-		for _, m := range []struct{ dst, src *Histogram }{{&join, res.Join}, {&chat, res.Chat}, {&cheerLat, res.CheerLat}, {&pinLat, res.PinLat}} {
+		for _, m := range []struct{ dst, src *Histogram }{{&join, res.Join}, {&chat, res.Chat}, {&cheerLat, res.CheerLat}, {&pinLat, res.PinLat}, {&buyLat, res.BuyLat}} {
 			if m.src != nil {
 				m.dst.Merge(m.src)
 			}
@@ -241,6 +258,14 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	}
 	r.Cheers = CheerReport{Sent: c.CheerTaps, Acked: c.CheerCredited, Refused: c.CheerRefused, Commands: c.CheerCmds}
 	r.Pins = int64(len(pins))
+	r.Flash = FlashReport{Sales: c.FlashSales, Stock: cfg.FlashStock, Presses: c.Presses, Answers: c.Answers,
+		WonBySale: c.Won, MultiWins: c.MultiWins, AnswerMS: percentiles(&buyLat)}
+	for _, n := range c.Won {
+		r.Flash.Won += n
+		if n > int64(cfg.FlashStock) {
+			r.Flash.Oversold = true
+		}
+	}
 	r.Retried, r.Unanswered, r.Rejected = c.Retried, c.Unanswered, c.Rejected
 	r.Errors = c.Errors
 	return r

@@ -27,6 +27,9 @@ type shardStats struct {
 	cheerGot        atomic.Int64
 	onlineOwed      atomic.Int64 // viewers at the end of the drain
 	onlineGot       atomic.Int64 // … shown the run's audience as online
+	flashSales      atomic.Int64 // flash sales pinned
+	presses         atomic.Int64 // buy commands sent (resends not counted)
+	multiWins       atomic.Int64 // a user won a second unit of one sale
 	retried         atomic.Int64 // actions resent after a reconnect
 	pending         atomic.Int64 // actions queued or sent and not answered
 	pings           atomic.Int64
@@ -38,6 +41,8 @@ type shardStats struct {
 	closes     map[string]int64 // close code → count
 	joinErrors map[string]int64 // join error code → count
 	rejected   map[string]int64 // "chat:rate_limited" → count
+	answers    map[string]int64 // buy answer → count
+	won        map[string]int64 // flash item → units won
 	errors     map[string]string
 }
 
@@ -46,6 +51,8 @@ func newShardStats() *shardStats {
 		closes:     map[string]int64{},
 		joinErrors: map[string]int64{},
 		rejected:   map[string]int64{},
+		answers:    map[string]int64{},
+		won:        map[string]int64{},
 		errors:     map[string]string{},
 	}
 }
@@ -87,6 +94,18 @@ func (s *shardStats) addRejected(action string, rerr *replyError) {
 	s.mu.Unlock()
 }
 
+func (s *shardStats) addAnswer(a string) {
+	s.mu.Lock()
+	s.answers[a]++
+	s.mu.Unlock()
+}
+
+func (s *shardStats) addWon(item string) {
+	s.mu.Lock()
+	s.won[item]++
+	s.mu.Unlock()
+}
+
 // counters is the JSON form of shardStats, summed over shards by the parent.
 type counters struct {
 	Peak            int64             `json:"peak"`
@@ -103,6 +122,11 @@ type counters struct {
 	CheerGot        int64             `json:"cheer_got"`
 	OnlineOwed      int64             `json:"online_owed"`
 	OnlineGot       int64             `json:"online_got"`
+	FlashSales      int64             `json:"flash_sales"`
+	Presses         int64             `json:"presses"`
+	MultiWins       int64             `json:"multi_wins"`
+	Answers         map[string]int64  `json:"answers"`
+	Won             map[string]int64  `json:"won"`
 	Retried         int64             `json:"retried"`
 	Unanswered      int64             `json:"unanswered"`
 	Pings           int64             `json:"pings"`
@@ -144,6 +168,11 @@ func (s *shardStats) snapshot() counters {
 		CheerGot:        s.cheerGot.Load(),
 		OnlineOwed:      s.onlineOwed.Load(),
 		OnlineGot:       s.onlineGot.Load(),
+		FlashSales:      s.flashSales.Load(),
+		Presses:         s.presses.Load(),
+		MultiWins:       s.multiWins.Load(),
+		Answers:         cp(s.answers),
+		Won:             cp(s.won),
 		Retried:         s.retried.Load(),
 		Unanswered:      s.pending.Load(),
 		Pings:           s.pings.Load(),
@@ -173,6 +202,9 @@ func (c *counters) add(o counters) {
 	c.CheerGot += o.CheerGot
 	c.OnlineOwed += o.OnlineOwed
 	c.OnlineGot += o.OnlineGot
+	c.FlashSales += o.FlashSales
+	c.Presses += o.Presses
+	c.MultiWins += o.MultiWins
 	c.Retried += o.Retried
 	c.Unanswered += o.Unanswered
 	c.Pings += o.Pings
@@ -190,6 +222,8 @@ func (c *counters) add(o counters) {
 	addMap(&c.Closes, o.Closes)
 	addMap(&c.JoinErrors, o.JoinErrors)
 	addMap(&c.Rejected, o.Rejected)
+	addMap(&c.Answers, o.Answers)
+	addMap(&c.Won, o.Won)
 	for k, v := range o.Errors {
 		if c.Errors == nil {
 			c.Errors = map[string]string{}

@@ -53,6 +53,7 @@ type viewer struct {
 	// reconnect with the same cid.
 	mu      sync.Mutex
 	pending map[string]pendingCmd
+	flash   map[string]flashState // item → standing in that flash sale
 
 	// Owned by run (the reader).
 	delivered int64
@@ -259,6 +260,8 @@ func (v *viewer) handle(c *websocket.Conn, b []byte, began time.Time) error {
 			v.cheerReply(f.ID[1:], f.Result, f.Error, now)
 		case idPin:
 			v.pinReply(f.ID[1:], f.Result, f.Error)
+		case idBuy:
+			v.buyReply(f.ID[1:], f.Result, f.Error, now)
 		case idPing:
 			e.stats.pongs.Add(1)
 		case idLeave:
