@@ -273,7 +273,7 @@ func runBrowser(t *testing.T) {
 			// Show what each page shows, to tell which side is wrong.
 			for tab, tctx := range map[string]context.Context{"host": hostTab, "viewer": viewerTab} {
 				dctx, cancel := context.WithTimeout(tctx, 5*time.Second)
-				text, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body.innerText`))
+				text, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body.innerText + "\n[video] " + (() => { const v = document.querySelector("video"); const s = v && v.srcObject; return s ? JSON.stringify({w: v.videoWidth, t: v.currentTime, ready: v.readyState, paused: v.paused, tracks: s.getTracks().map((t) => [t.kind, t.readyState, t.muted]), restarts: v.dataset.restarts}) : "no stream"; })()`))
 				cancel()
 				t.Logf("%s page text:\n%s", tab, text)
 			}
@@ -321,7 +321,8 @@ func runBrowser(t *testing.T) {
 		poll(fmt.Sprintf(`%s.getVideoPlaybackQuality().totalVideoFrames > %d + 10 && %s.currentTime > %g`, video, frames, video, played)))
 	width, _ := chromedp.Run(viewer, chromedp.Evaluate[int](video+`.videoWidth`))
 	height, _ := chromedp.Run(viewer, chromedp.Evaluate[int](video+`.videoHeight`))
-	t.Logf("viewer video %dx%d, %d frames decoded at the first check", width, height, frames)
+	restarts, _ := chromedp.Run(viewer, chromedp.Evaluate[string](video+`.dataset.restarts || "0"`))
+	t.Logf("viewer video %dx%d, %d frames decoded at the first check; WHEP sessions restarted for lack of packets: %s", width, height, frames, restarts)
 
 	// Chat both ways.
 	step("viewer sends chat", viewer, say("hello from the viewer"))

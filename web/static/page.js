@@ -113,7 +113,8 @@
         case "live": live(ev); break;
         case "slow_mode": call("slowMode", ev.seconds || 0); break;
         case "stock": call("stock", ev); break;
-        // The live status is relayed as media published it, without a type.
+        // The live status is relayed as media publishes it ({room, live, tracks, ts}),
+        // which has no type field.
         case undefined: if (typeof ev.live === "boolean") live(ev); break;
       }
     });
@@ -122,6 +123,7 @@
       if ("cheers" in snap) total(snap.cheers);
       if ("online" in snap) call("online", snap.online || 0, snap.unique || 0);
       if ("pin" in snap) { pinVersion = -1; pin(snap.pin); }
+      if (snap.stock) for (const ev of Array.isArray(snap.stock) ? snap.stock : Object.values(snap.stock)) call("stock", ev);
       if ("live" in snap) live(snap.live);
       if ("slow_mode" in snap) call("slowMode", snap.slow_mode || 0);
     };

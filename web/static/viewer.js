@@ -48,13 +48,13 @@
       stock = ev;
       renderProduct();
     },
-    live(on) {
+    live(on, status) {
       liveFromServer = on;
-      if (on) {
-        offlineDelay = 2000;
-        setLive(true);
-        startPlayback();
-      } else if (!playing) setLive(false);
+      liveKinds = (status.tracks || []).map((t) => t.kind);
+      setLive(on);
+      if (!on) stopPlayback("The host is not live right now.");
+      else if (!pc) startPlayback();
+      else checkTracks();
     },
     slowMode(sec) {
       slowNote = sec > 0 ? "Slow mode: one message every " + sec + " s." : "";
@@ -173,6 +173,18 @@
   // ---- video over WHEP ----
   const video = $("video");
   let pc = null, resource = null, playing = false, retry = null;
+  let liveKinds = [], gotKinds = new Set(); // tracks the room has; tracks this session gets
+
+  // checkTracks restarts the session when the room has a track this session did not
+  // get: media announces the room live on its first track and again as more arrive,
+  // so an early viewer may have negotiated before the video track existed.
+  function checkTracks() {
+    if (!pc || !resource) return; // not negotiated yet: checked when it is
+    if (liveKinds.some((k) => !gotKinds.has(k))) {
+      stopPlayback("Connecting…");
+      startPlayback();
+    }
+  }
 
   function setLive(on) {
     const b = $("live");
@@ -182,19 +194,13 @@
   }
 
   // When to try WHEP: at once when the room's live status (join snapshot, `live`
-  // events) says live, and retries every 2 s while it does. While it says offline the
-  // page still tries, with backoff (2 s doubling to 30 s, jittered): the gateway does
-  // not relay live changes to joined viewers yet (see docs/client.md), so the snapshot
-  // may be stale.
-  let offlineDelay = 2000;
+  // events) says live, and again every 2 s (jittered) while it does. While it says
+  // offline the page waits for the `live` event; before the status is known (no join
+  // yet) it tries anyway.
   function scheduleRetry() {
     clearTimeout(retry);
-    let ms = 2000;
-    if (liveFromServer === false) {
-      ms = offlineDelay * (0.75 + Math.random() / 2);
-      offlineDelay = Math.min(30000, offlineDelay * 2);
-    }
-    retry = setTimeout(startPlayback, ms);
+    if (liveFromServer === false) return;
+    retry = setTimeout(startPlayback, 1500 + Math.random() * 1000);
   }
 
   async function startPlayback() {
@@ -205,7 +211,9 @@
     mine.addTransceiver("video", { direction: "recvonly" });
     mine.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
+    gotKinds = new Set();
     mine.ontrack = (e) => {
+      gotKinds.add(e.track.kind);
       stream.addTrack(e.track);
       video.srcObject = stream;
       if (e.track.kind === "audio") $("unmute").hidden = !video.muted;
@@ -216,7 +224,6 @@
       if (s === "connected") {
         watchPackets(mine);
         playing = true;
-        offlineDelay = 2000;
         setLive(true);
         $("stage-msg").hidden = true;
       } else if (s === "failed" || s === "closed") {
@@ -225,8 +232,11 @@
       }
     };
     try {
-      resource = await negotiate(mine, "/whep/" + encodeURIComponent(room), token);
+      const r = await negotiate(mine, "/whep/" + encodeURIComponent(room), token);
+      if (pc !== mine) { endSession(r, token); return; }
+      resource = r;
       $("stage-msg").textContent = "Connecting…";
+      checkTracks();
     } catch (err) {
       if (pc !== mine) return;
       if (err.status === 404) liveFromServer = false; // media says: not live
@@ -235,23 +245,36 @@
     }
   }
 
-  // watchPackets notices that packets stopped (usually: the host ended) within ~3 s
-  // instead of the ~20 s ICE takes, and asks WHEP again: a 404 means offline.
+  // watchPackets restarts the session when a track this session gets has received
+  // nothing for 3 s: the host ended without a `live` event reaching us yet, the media
+  // server went away, or the video never started (a viewer joining at the very moment
+  // the host's video track appears can be left without video). Asking WHEP again beats
+  // waiting the ~20 s ICE takes to fail; a 404 means offline.
   function watchPackets(mine) {
-    let last = -1, still = 0;
+    const last = new Map(), still = new Map();
     const t = setInterval(async () => {
       if (pc !== mine) { clearInterval(t); return; }
-      let bytes = 0;
-      (await mine.getStats()).forEach((r) => { if (r.type === "inbound-rtp") bytes += r.bytesReceived || 0; });
-      still = bytes === last ? still + 1 : 0;
-      last = bytes;
-      if (still >= 3 && pc === mine) {
+      const bytes = new Map();
+      (await mine.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp") bytes.set(r.kind, (bytes.get(r.kind) || 0) + (r.bytesReceived || 0));
+      });
+      let stalled = false;
+      for (const kind of gotKinds) {
+        const b = bytes.get(kind) || 0;
+        still.set(kind, b === last.get(kind) ? (still.get(kind) || 0) + 1 : 0);
+        last.set(kind, b);
+        if (still.get(kind) >= 3) stalled = true;
+      }
+      if (stalled && pc === mine) {
         clearInterval(t);
-        stopPlayback("The stream stopped: checking…");
+        restarts++;
+        video.dataset.restarts = String(restarts);
+        stopPlayback("The stream stopped: reconnecting…");
         startPlayback();
       }
     }, 1000);
   }
+  let restarts = 0;
 
   function stopPlayback(msg) {
     if (pc) pc.close();
@@ -272,5 +295,5 @@
   });
   window.addEventListener("pagehide", () => { endSession(resource, token); client.close(); });
 
-  startPlayback();
+  // Playback starts from the join snapshot's live status (see live above).
 })();
