@@ -64,9 +64,11 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.CheerBurstLength, "cheer-burst-length", d.CheerBurstLength, "seed: length of one cheer burst (profile time)")
 	fs.DurationVar(&c.PinEvery, "pin-every", d.PinEvery, "the host pins a product this often (profile time, at least 2 s; in the flat profile too, while it holds)")
 	fs.DurationVar(&c.HostChatEvery, "host-chat-every", d.HostChatEvery, "host says something in chat this often (profile time)")
-	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "flash sales the host announces (not played yet)")
-	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "items per flash sale (not played yet)")
-	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "buy presses per viewer per flash sale (not played yet)")
+	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "seed: flash sales the host pins, spread over plateau and tail (negative: none)")
+	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "units per flash sale (one per user)")
+	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "most buy presses per viewer per sale, 0.2-0.5 s apart, until a final answer")
+	fs.DurationVar(&c.FlashLead, "flash-lead", d.FlashLead, "countdown from a flash sale's pin to its start (real time); viewers press within the first second")
+	fs.IntVar(&c.FlatFlashSales, "flat-flash-sales", 0, "flat: flash sales spread over --hold")
 
 	fs.DurationVar(&c.Hold, "hold", d.Hold, "flat: how long to chat once every viewer has joined")
 	fs.Float64Var(&c.FlatChatRate, "flat-chat-rate", d.FlatChatRate, "flat: lines/s room-wide")
@@ -116,6 +118,14 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fmt.Printf("cheers: taps sent %d credited %d refused %d, total %d -> %d, exact %v; total seen p50/p99/max %.0f/%.0f/%.0f ms (lost %d)\n",
 		r.Cheers.Sent, r.Cheers.Acked, r.Cheers.Refused, r.Cheers.InitialTotal, r.Cheers.FinalTotal, r.Cheers.Exact,
 		ct.P50MS, ct.P99MS, ct.MaxMS, ct.Lost)
+	if f := r.Flash; f.Sales > 0 {
+		fmt.Printf("flash sales %d × %d units: presses %d, won %d, oversold %v, users with two wins %d, answers %v, answer p50/p99/max %.0f/%.0f/%.0f ms\n",
+			f.Sales, f.Stock, f.Presses, f.Won, f.Oversold, f.MultiWins, f.Answers, f.AnswerMS.P50, f.AnswerMS.P99, f.AnswerMS.Max)
+	}
+	fmt.Printf("online: %d of %d viewers shown the right count at the end\n", r.Classes["online"].Delivered, r.Classes["online"].Expected)
+	if r.Unanswered != 0 || len(r.Rejected) != 0 {
+		fmt.Printf("actions unanswered %d, rejected %v\n", r.Unanswered, r.Rejected)
+	}
 	if r.FullS > 0 {
 		fmt.Printf("room full after %.1f s\n", r.FullS)
 	}
