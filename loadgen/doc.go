@@ -49,8 +49,15 @@
 // has seen the highest seq stored by any shard (bounded by Drain), so a healthy run
 // reports 0 lost without any fixed wait.
 //
-// Room state (cheer totals, pins, online counts: issue 3) and flash sales (issue 6)
-// plug in as more cases in viewer.handleEvent, more actions in the engine's
-// controller, and more entries of Report.Classes; until then those classes are
-// reported with Measured false.
+// The other classes. Pins: the host pins every PinEvery; a viewer is owed every pin
+// sent in its window and covers it by seeing that version or a newer one (state is
+// coalesced); latency is from the host's send (carried in the product id). Cheers:
+// viewers send taps per the profile; the room's total is read before and after the
+// run by an observer join, and is exact when it grew by exactly the taps credited;
+// cheer_total latency is from a cheer's send until its sender sees the room total
+// reach what the cheer's reply reported. Online: at the end every viewer still
+// connected is owed the run's audience as the room's online count. Flash sales
+// (flash.go): the host pins a sale, every viewer that sees it presses at the
+// countdown; the report counts answers, wins per sale against stock, and users who
+// won twice. The drain waits for all of these before the viewers leave.
 package loadgen
