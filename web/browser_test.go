@@ -368,8 +368,27 @@ func runBrowser(t *testing.T) {
 	step("host gets the resent line", host, poll(countLine("typed while offline")+" === 1"))
 	step("viewer resumes chat once", viewer, poll(countLine("did you miss me?")+" === 1"))
 
+	// A guest (no token) watches and reads: history from the join snapshot, the video,
+	// the pin; chat and buying are disabled.
+	guestTab, cancelGuest := chromedp.NewContext(hostTab)
+	defer cancelGuest()
+	if err := chromedp.Do(guestTab); err != nil {
+		t.Fatalf("opening a third tab: %v", err)
+	}
+	guest, cancelG := context.WithTimeout(guestTab, time.Minute)
+	defer cancelG()
+	step("guest page connects", guest,
+		chromedp.EmulateViewport(390, 760),
+		chromedp.Navigate(st.viewerURL+"/r/"+room),
+		connected)
+	step("guest gets the chat history", guest, poll(hasLine("welcome!")+` && `+hasLine("typed while offline")))
+	step("guest sees the pin, cannot chat or buy", guest,
+		poll(`document.getElementById("product-title").textContent === "Travel mug" && document.getElementById("buy").disabled && document.getElementById("text").disabled`))
+	step("guest decodes video", guest, poll(video+`.videoWidth > 0 && `+video+`.currentTime > 0`))
+
 	if dir := os.Getenv(screenshotEnv); dir != "" {
-		for name, ctx := range map[string]context.Context{"host": host, "viewer": viewer} {
+		step("landing page", guest, chromedp.EmulateViewport(800, 600), chromedp.Navigate(st.viewerURL+"/"), poll(`document.readyState === "complete"`))
+		for name, ctx := range map[string]context.Context{"host": host, "viewer": viewer, "landing": guest} {
 			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 			if err != nil {
 				t.Fatalf("screenshot %s: %v", name, err)

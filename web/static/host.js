@@ -69,7 +69,7 @@
     $("golive").disabled = role !== "host";
     if (!staff) note("This is not a host token: you can chat, but not broadcast, pin or moderate.");
   });
-  if (!token) note("Open this page with ?token=<host token> (liveroom token --role host --room " + room + ").");
+  if (!token) note("Open this page with ?token=<host token> (liveroom token --user host1 --role host --room " + room + ").");
   client.join(room).catch((e) => note("Could not join: " + (e.message || e.code)));
 
   // ---- chat ----
