@@ -588,6 +588,7 @@ loop:
 				if !ok {
 					break
 				}
+				it.v.leaveSent = true
 				e.enqueue(job{v: it.v, kind: jobLeave})
 			}
 
@@ -636,9 +637,14 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	e.linesMu.Lock()
 	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
 	e.linesMu.Unlock()
-	local.Online = e.stats.connected.Load()
-	if e.host != nil && e.host.joined.Load() {
-		local.Online++
+	// The audience the room should show: every viewer here that has joined and has
+	// not been sent off (one reconnecting now will be back; one whose leave is in
+	// flight will be gone).
+	e.reap()
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && !v.leaveSent {
+			local.Online++
+		}
 	}
 	var err error
 	target := local
@@ -652,8 +658,9 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	}
 	tickIfDue()
 	// Online: every viewer still here should be shown the run's audience.
+	e.reap()
 	for _, v := range e.all {
-		if v.startUS.Load() != 0 && v.joined.Load() {
+		if v.startUS.Load() != 0 && !v.leaveSent {
 			e.stats.onlineOwed.Add(1)
 			if v.lastOnline.Load() == target.Online {
 				e.stats.onlineGot.Add(1)
@@ -685,7 +692,7 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 func (e *engine) caughtUp(t drainMsg) bool {
 	e.reap()
 	for _, v := range e.all {
-		if v.startUS.Load() != 0 && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin ||
+		if v.startUS.Load() != 0 && !v.leaveSent && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin ||
 			v.cheerCpUS.Load() != 0 || v.lastOnline.Load() != t.Online) {
 			return false
 		}

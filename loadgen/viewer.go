@@ -37,6 +37,7 @@ type viewer struct {
 	activeIdx int  // index in engine.active, -1 when not there
 	leaving   bool // the controller decided it leaves
 	finished  bool // its goroutine has ended
+	leaveSent bool // its leave was handed to the writers
 	lastChat  time.Time
 	lastCheer time.Time
 
