@@ -46,8 +46,11 @@ type Report struct {
 	Rejected   map[string]int64 `json:"rejected"`
 	Unanswered int64            `json:"unanswered"`
 	// Gateways are the targets' process figures, read from their /metrics.
-	Gateways  []GatewayReport `json:"gateways"`
-	DurationS float64         `json:"duration_s"`
+	Gateways []GatewayReport `json:"gateways"`
+	// GatewayKiBPerViewer is the gateways' summed RSS over the viewers connected, at
+	// the second with the most viewers (base RSS included: it overstates small runs).
+	GatewayKiBPerViewer float64 `json:"gateway_kib_per_viewer"`
+	DurationS           float64 `json:"duration_s"`
 	// Timeline has one sample per second, for the charts.
 	Timeline []Sample `json:"timeline"`
 	// Errors holds the first error of each kind seen (dial, frame, …).

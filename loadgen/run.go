@@ -101,6 +101,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.ViewersPeak = peak
 	}
 	r.Gateways = scr.gateways(cfg.Targets)
+	var top Sample
+	for _, smp := range r.Timeline {
+		if smp.Viewers > top.Viewers && smp.GatewayRSS > 0 {
+			top = smp
+		}
+	}
+	if top.Viewers > 0 {
+		r.GatewayKiBPerViewer = top.GatewayRSS * 1024 / float64(top.Viewers)
+	}
 	r.DurationS = time.Since(began).Seconds()
 	return r, err
 }

@@ -129,6 +129,9 @@ func runLoadgen(ctx context.Context, args []string) error {
 	if r.FullS > 0 {
 		fmt.Printf("room full after %.1f s\n", r.FullS)
 	}
+	if r.GatewayKiBPerViewer > 0 {
+		fmt.Printf("gateways: %.1f KiB RSS per connected viewer at the peak\n", r.GatewayKiBPerViewer)
+	}
 	for _, g := range r.Gateways {
 		fmt.Printf("gateway %s: cpu %.1f s, rss peak %.0f MiB %s\n", g.URL, g.CPUS, g.RSSMB, g.Error)
 	}
