@@ -402,6 +402,15 @@ func runBrowser(t *testing.T) {
 	// The host ends the broadcast: the viewer's page goes offline.
 	step("host ends", host, chromedp.Click(chromedp.ID("end")))
 	step("viewer sees the room offline", viewer, poll(`document.getElementById("live").dataset.state === "offline"`))
+
+	// A ban closes the viewer's connection with 4004, which the client does not
+	// reconnect after: its status is "closed", not "reconnecting".
+	const offlineLine = `[...document.querySelectorAll("#lines li")].find((li) => li.querySelector(".text").textContent === "typed while offline")`
+	step("host bans the viewer", host,
+		chromedp.Evaluate[chromedp.Void](offlineLine+`.querySelector("button.mod:last-child").click()`),
+		poll(`[...document.querySelectorAll("#lines li.sys")].some((e) => e.textContent === "banned: viewer1")`))
+	step("viewer is closed, not reconnecting", viewer,
+		poll(`document.getElementById("conn").dataset.state === "closed" && document.getElementById("conn").textContent.includes("banned")`))
 }
 
 // hasLine is a page expression: is there a chat line with exactly this text?

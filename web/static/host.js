@@ -70,6 +70,10 @@
     if (!staff) note("This is not a host token: you can chat, but not broadcast, pin or moderate.");
   });
   if (!token) note("Open this page with ?token=<host token> (liveroom token --user host1 --role host --room " + room + ").");
+  // A rejoin after a reconnect can fail too (token expired, banned meanwhile).
+  client.on("error", (e, ctx) => {
+    if (ctx && ctx.rejoin && ctx.room === room) note("Could not rejoin: " + (e.message || e.code));
+  });
   client.join(room).catch((e) => note("Could not join: " + (e.message || e.code)));
 
   // ---- chat ----

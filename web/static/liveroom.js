@@ -128,7 +128,7 @@
       if (st.lastSeq > 0) fields.since = st.lastSeq;
       try {
         const res = await this.request("join", fields);
-        st.joined = true;
+        st.joined = st.everJoined = true;
         // The snapshot may carry recent chat: deliver it through the same path as live
         // lines so that nothing shows twice.
         const snap = res.snapshot || {};
@@ -137,7 +137,7 @@
         return res;
       } catch (e) {
         st.joined = false;
-        this.emit("error", e, { cmd: "join", room });
+        this.emit("error", e, { cmd: "join", room, rejoin: !!st.everJoined });
         throw e;
       }
     }

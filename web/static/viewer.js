@@ -103,6 +103,10 @@
     $("text").disabled = $("send-btn").disabled = guest;
     $("text").placeholder = guest ? "Watching as a guest: open with ?token=… to chat" : "Say something…";
   });
+  // A rejoin after a reconnect can fail too (token expired, banned meanwhile).
+  client.on("error", (e, ctx) => {
+    if (ctx && ctx.rejoin && ctx.room === room) note("Could not rejoin: " + (e.message || e.code));
+  });
   client.join(room).catch((e) => {
     $("note").dataset.sticky = "1";
     note(e.code === "banned" ? "You are banned from this room." : "Could not join: " + (e.message || e.code));
@@ -283,6 +287,7 @@
     resource = null;
     playing = false;
     video.srcObject = null;
+    $("unmute").hidden = true;
     setLive(liveFromServer === true);
     $("stage-msg").hidden = false;
     $("stage-msg").textContent = msg;
