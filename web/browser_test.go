@@ -397,6 +397,16 @@ func runBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The host page on a phone, too.
+		step("host at phone size", host, chromedp.EmulateViewport(390, 760))
+		png, err := chromedp.Run(host, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot host-phone: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "liveroom-host-phone.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		step("host at desktop size", host, chromedp.EmulateViewport(1280, 720))
 	}
 
 	// The host ends the broadcast: the viewer's page goes offline.

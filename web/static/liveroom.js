@@ -132,7 +132,7 @@
         // The snapshot may carry recent chat: deliver it through the same path as live
         // lines so that nothing shows twice.
         const snap = res.snapshot || {};
-        for (const line of snap.chat || snap.history || []) this.deliverChat(room, line);
+        for (const line of snap.chat || []) this.deliverChat(room, line);
         this.emit("joined", room, res);
         return res;
       } catch (e) {
