@@ -39,6 +39,13 @@ func (v *viewer) settle(cid string) (pendingCmd, bool) {
 	return p, ok
 }
 
+// hasPending reports whether any action still awaits its reply.
+func (v *viewer) hasPending() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.pending) > 0
+}
+
 // command builds the wire command of a pending action.
 func (v *viewer) command(cid string, p pendingCmd) command {
 	room := v.e.cfg.Room

@@ -588,6 +588,11 @@ loop:
 				if !ok {
 					break
 				}
+				if it.v.hasPending() && it.v.joined.Load() {
+					// Answers still due: a person waits for the spinner too.
+					e.closing.push(now.Add(250*time.Millisecond), it.v)
+					continue
+				}
 				it.v.leaveSent = true
 				e.enqueue(job{v: it.v, kind: jobLeave})
 			}

@@ -279,3 +279,46 @@ func TestRunReconnectsWhenGatewayDrains(t *testing.T) {
 	}
 	t.Logf("closes %v reconnects %d connect failures %d recovered %d chat %+v", r.Closes, r.Reconnects, r.ConnectFailures, r.Chat.Recovered, r.Classes["chat"])
 }
+
+// TestRunSeedProfile plays the seed profile 1200 times faster (nine seconds): the
+// ramp, the sharing waves, churn with log-normal sessions, chat and cheer bursts,
+// pins and two flash sales, then everyone leaves. It checks what does not depend on
+// timing: every cheer counted exactly once, no sale oversold, nobody winning twice,
+// no duplicate lines, every action answered.
+func TestRunSeedProfile(t *testing.T) {
+	targets := startGateways(t, 2)
+	cfg := Config{
+		Targets:    targets,
+		Room:       "lg-seed",
+		Secret:     testSecret,
+		Viewers:    200,
+		Speed:      1200,
+		FlashStock: 40,
+		FlashLead:  300 * time.Millisecond,
+		Seed:       2,
+		Progress:   t.Output(),
+	}
+	r, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(r, "", " ")
+	if r.ConnectFailures != 0 || r.JoinMS.Count <= 200 {
+		t.Errorf("connect failures %d, joins %d (churn should make more joins than viewers)", r.ConnectFailures, r.JoinMS.Count)
+	}
+	if !r.Cheers.Measured || !r.Cheers.Exact || r.Cheers.Sent == 0 {
+		t.Errorf("cheers: %+v", r.Cheers)
+	}
+	if r.Flash.Sales != 2 || r.Flash.Oversold || r.Flash.MultiWins != 0 {
+		t.Errorf("flash: %+v", r.Flash)
+	}
+	if r.Classes["chat"].Duplicated != 0 || r.Chat.Stored == 0 || r.Pins == 0 {
+		t.Errorf("chat %+v, stored %d, pins %d", r.Classes["chat"], r.Chat.Stored, r.Pins)
+	}
+	if r.Unanswered != 0 {
+		t.Errorf("%d actions unanswered", r.Unanswered)
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("report: %s", b)
+	}
+}
