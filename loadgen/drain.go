@@ -1,0 +1,166 @@
+package loadgen
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// This file ends a shard's run: the drain, which waits until everything sent has
+// reached everyone, and the per-second tick.
+
+// drain stops counting at the end of the load, waits until every line stored anywhere
+// in the run has reached every viewer still here (bounded by Drain and the run's
+// deadline), then makes everybody leave.
+func (e *engine) drain(ctx context.Context, sec *int) error {
+	cfg := &e.cfg
+	e.reap()
+	stopUS := time.Now().UnixMicro()
+	for _, v := range e.all {
+		if v.cutUS.Load() > stopUS {
+			v.cutUS.Store(stopUS)
+		}
+	}
+	deadline := time.Now().Add(cfg.Drain)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	tickIfDue := func() {
+		for time.Since(e.start) >= time.Duration(*sec)*time.Second {
+			e.emitTick(*sec)
+			*sec++
+		}
+	}
+	// Replies to lines in flight.
+	for e.stats.pending.Load() > 0 && waitTick(dctx, poll) {
+		tickIfDue()
+	}
+	e.linesMu.Lock()
+	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
+	e.linesMu.Unlock()
+	// The audience the room should show: every viewer here that has joined and has
+	// not been sent off (one reconnecting now will be back; one whose leave is in
+	// flight will be gone).
+	e.reap()
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && !v.leaveSent {
+			local.Online++
+		}
+	}
+	var err error
+	target := local
+	if e.agree != nil {
+		target, err = e.agree(dctx, local)
+	}
+	if err == nil {
+		for !e.caughtUp(target) && waitTick(dctx, poll) {
+			tickIfDue()
+		}
+	}
+	tickIfDue()
+	// Online: every viewer still here should be shown the run's audience.
+	e.reap()
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && !v.leaveSent {
+			e.stats.onlineOwed.Add(1)
+			if v.lastOnline.Load() == target.Online {
+				e.stats.onlineGot.Add(1)
+			}
+		}
+	}
+	// Everybody leaves; stragglers are cut after a few seconds.
+	e.reap()
+	for _, v := range e.all {
+		e.enqueue(job{v: v, kind: jobLeave})
+	}
+	finished := make(chan struct{})
+	go func() { e.viewers.Wait(); close(finished) }()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-finished:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	e.vcancel()
+	<-finished
+	return err
+}
+
+// caughtUp reports whether every viewer still here has seen chat up to the last
+// seq, the last pin, the cheer total of its own last cheer, and the run's audience
+// as the room's online count.
+func (e *engine) caughtUp(t drainMsg) bool {
+	e.reap()
+	for _, v := range e.all {
+		if v.startUS.Load() != 0 && !v.leaveSent && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin ||
+			v.cheerCpUS.Load() != 0 || v.lastOnline.Load() != t.Online) {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *engine) emitTick(sec int) {
+	h := e.interval.Swap(new(Histogram))
+	tk := tick{
+		Shard:      e.shard,
+		Sec:        sec,
+		Connected:  e.stats.connected.Load(),
+		Peak:       e.stats.intervalPeak.Swap(e.stats.connected.Load()),
+		Events:     e.stats.events.Load(),
+		Reconnects: e.stats.reconnects.Load(),
+		Failures:   e.stats.connectFailures.Load(),
+		ChatSent:   e.stats.chatSent.Load(),
+		Latency:    h,
+	}
+	if e.progress != nil {
+		e.progress(tk)
+	}
+}
+
+// result gathers what this shard measured; called once every viewer has ended.
+func (e *engine) result() *shardResult {
+	e.linesMu.Lock()
+	lines, pins := e.lines, e.pins
+	e.linesMu.Unlock()
+	e.doneMu.Lock()
+	windows := e.windows
+	e.doneMu.Unlock()
+	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
+	return &shardResult{
+		Shard:    e.shard,
+		FullS:    e.fullAt.Seconds(),
+		Counters: e.stats.snapshot(),
+		Join:     &e.join,
+		Chat:     &e.chat,
+		CheerLat: &e.cheerLat,
+		PinLat:   &e.pinLat,
+		BuyLat:   &e.buyLat,
+		Lines:    lines,
+		Pins:     pins,
+		Windows:  windows,
+	}
+}
+
+// sleepUntil waits until t or until ctx ends; false when ctx ended.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	if d := time.Until(t); d > 0 {
+		return sleepCtx(ctx, d)
+	}
+	return ctx.Err() == nil
+}
+
+// waitTick waits for the next tick; false when ctx ended.
+func waitTick(ctx context.Context, t *time.Ticker) bool {
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
