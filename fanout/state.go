@@ -172,12 +172,13 @@ func (r *room) onState(kind string, m *nats.Msg) bool {
 	case "viewers":
 		r.setReport(m) // broadcast by the viewer loop, about once a second
 	case "live":
-		if json.Valid(m.Data) {
+		if len(m.Data) > 2 && m.Data[0] == '{' && json.Valid(m.Data) {
 			r.state.mu.Lock()
 			r.state.init()
 			r.state.live = append(json.RawMessage(nil), m.Data...)
 			r.state.mu.Unlock()
-			r.sendState("live", m.Data)
+			// The media status becomes a typed event: {"type":"live",<status fields>}.
+			r.sendState("live", append([]byte(`{"type":"live",`), m.Data[1:]...))
 		}
 	default:
 		return false

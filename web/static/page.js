@@ -113,9 +113,6 @@
         case "live": live(ev); break;
         case "slow_mode": call("slowMode", ev.seconds || 0); break;
         case "stock": call("stock", ev); break;
-        // The live status is relayed as media publishes it ({room, live, tracks, ts}),
-        // which has no type field.
-        case undefined: if (typeof ev.live === "boolean") live(ev); break;
       }
     });
     return (joinResult) => {
