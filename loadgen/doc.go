@@ -10,12 +10,16 @@
 //   - run.go: Run, the entry point: one process, or one child process per
 //     PerProcess viewers, then the merged Report.
 //   - profile.go: the schedule, a pure function of Config: audience curve, churn,
-//     chat rates over time, compressed by Speed.
-//   - engine.go: one shard in one process: the controller goroutine that follows the
-//     schedule (spawns and retires viewers, picks chat senders, schedules heartbeats
-//     from one heap), a small writer pool, and the drain at the end.
+//     chat and cheer rates over time, compressed by Speed.
+//   - engine.go: one shard in one process: its state, the writer pool, spawning and
+//     retiring viewers. control.go: the controller goroutine that follows the
+//     schedule (joins and leaves, who chats, cheers, pins and presses, heartbeats
+//     from one heap). drain.go: the end of a shard's run.
 //   - viewer.go: one simulated viewer, one goroutine that dials, joins, reads every
 //     frame and reconnects with jittered backoff per the close-code table.
+//     actions.go: its chat lines, cheers and pins, resent after a reconnect, and the
+//     replies and state events that settle them. flash.go: the flash-sale herd.
+//     probe.go: the observer join that reads the cheer total before and after.
 //   - protocol.go: protocol v1 from the client side (docs/protocol.md), and the cid
 //     format that carries a line's send time; fastframe.go: a single-pass reader
 //     of events frames (the hot path: every viewer decodes every frame), falling
