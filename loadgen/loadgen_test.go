@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -179,6 +180,9 @@ func TestRunTwoGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkChat(t, r, 300)
+	if left := loadgenGoroutines(); len(left) > 0 {
+		t.Errorf("goroutines of the run still running after Run returned:\n%s", strings.Join(left, "\n\n"))
+	}
 	if r.Shards != 1 {
 		t.Errorf("shards = %d, want 1", r.Shards)
 	}
@@ -321,4 +325,19 @@ func TestRunSeedProfile(t *testing.T) {
 	if t.Failed() || testing.Verbose() {
 		t.Logf("report: %s", b)
 	}
+}
+
+// loadgenGoroutines returns the stacks of goroutines running this package's code,
+// other than tests: after Run returns there must be none.
+func loadgenGoroutines() []string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var left []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "liveroom/loadgen.") && !strings.Contains(g, "liveroom/loadgen.Test") &&
+			!strings.Contains(g, "liveroom/loadgen.loadgenGoroutines") {
+			left = append(left, g)
+		}
+	}
+	return left
 }
