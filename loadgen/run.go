@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -66,8 +67,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	stopScrape()
 	wg.Wait()
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = nil // the run's own bound
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil // the run's own bound; an interrupt is reported below
+	}
+	if cerr := context.Cause(ctx); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
+		err = errors.Join(err, fmt.Errorf("loadgen: run interrupted: %w", cerr))
 	}
 	if len(results) == 0 {
 		return nil, err

@@ -92,8 +92,8 @@ func ServeShard(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	res, err := e.run(ctx)
 	msg := childMsg{Result: res}
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		msg.Error = err.Error()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		msg.Error = err.Error() // the end of the run or an interrupt is not the shard's fault
 	}
 	return send(msg)
 }
