@@ -39,7 +39,9 @@ func (c *conn) flush() bool {
 	m := c.g.metrics
 	for _, f := range items {
 		c.writeStart.Store(time.Now().UnixNano())
-		err := c.ws.Write(c.ctx, websocket.MessageText, f.Data)
+		// No per-write context: a write that does not finish is ended by the watchdog
+		// (CloseNow), which spares every write a context registration.
+		err := c.ws.Write(context.Background(), websocket.MessageText, f.Data)
 		c.writeStart.Store(0)
 		if err != nil {
 			c.closeNow(closeGone, "")
