@@ -36,6 +36,13 @@ type Config struct {
 	// one. Default 500ms.
 	KeyframeInterval time.Duration
 
+	// TrackWait is how long a broadcast waits, after its first track's first packet,
+	// for the other tracks its WHIP offer announced before the room goes live anyway.
+	// Until the room is live, its status is not published and WHEP requests wait, so
+	// that a viewer gets every track (a browser's audio starts ~0.1-0.3 s before its
+	// video). Default 2s.
+	TrackWait time.Duration
+
 	// BufferPackets is how many packets each publisher track keeps for
 	// retransmissions, rounded up to a power of two. Default 1024 (about 4 s of a
 	// 1.8 Mbit/s video).
@@ -60,6 +67,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.KeyframeInterval <= 0 {
 		c.KeyframeInterval = 500 * time.Millisecond
+	}
+	if c.TrackWait <= 0 {
+		c.TrackWait = 2 * time.Second
 	}
 	if c.BufferPackets <= 0 {
 		c.BufferPackets = 1024

@@ -9,8 +9,11 @@
 //     peer's ICE, DTLS and SRTP.
 //   - whip.go: POST /whip/{room} starts a broadcast (one per room, a second publisher
 //     gets 409), DELETE /whip/{room}/{id} ends it. A broadcast owns its forwarders
-//     and viewers and publishes the room's live status (status.go).
-//   - whep.go: POST /whep/{room} adds a viewer (404 when the room is not live),
+//     and viewers and publishes the room's live status (status.go); the room goes
+//     live once every track the offer announced has started (or Config.TrackWait
+//     after the first), so that no viewer is answered with only some of them.
+//   - whep.go: POST /whep/{room} adds a viewer (404 when the room is not live; a
+//     request in the gap between the first track and going live waits for it),
 //     DELETE /whep/{room}/{id} removes it.
 //   - forwarder.go, ring.go: one goroutine per publisher track reads each packet,
 //     keeps it once in a ring (ring.go) and writes it to every started viewer.

@@ -215,6 +215,16 @@ func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection, offer st
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %w", errBadOffer, err)
 	}
+	// A section the peer would receive on but we have no track for (a viewer asking
+	// for a kind the publisher does not send) is answered inactive: Pion would answer
+	// it sendonly, and a browser would then wait for packets that never come.
+	for _, t := range pc.GetTransceivers() {
+		if t.Sender() == nil && t.Direction() == webrtc.RTPTransceiverDirectionSendonly {
+			if err := t.Stop(); err != nil {
+				return "", err
+			}
+		}
+	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errBadOffer, err)

@@ -41,6 +41,19 @@ func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
 	var tracks []*forwarder
 	if b != nil {
 		b.mu.Lock()
+		waitLive := !b.ended && !b.live && len(b.tracks) > 0
+		b.mu.Unlock()
+		if waitLive {
+			// The publisher's first track is there, not yet all of them: wait (at
+			// most TrackWait) so that this viewer gets every track.
+			select {
+			case <-b.liveCh:
+			case <-b.done:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		b.mu.Lock()
 		if !b.ended {
 			tracks = append(tracks, b.tracks...)
 		}

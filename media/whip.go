@@ -21,16 +21,24 @@ type broadcast struct {
 	id   string
 	done chan struct{} // closed by end
 
+	// The room goes live (status published, WHEP answered) once every track the
+	// offer announced has sent its first packet, or TrackWait after the first one.
+	firstTrack chan struct{} // closed by onTrack on the first track
+	allTracks  chan struct{} // closed by onTrack when the expected tracks are all there
+	liveCh     chan struct{} // closed by goLive
+
 	// statusMu serialises this broadcast's status publishes so "offline" is last.
 	// Lock order: statusMu, then mu.
 	statusMu sync.Mutex
 
-	mu      sync.Mutex
-	pc      *webrtc.PeerConnection
-	tracks  []*forwarder
-	viewers map[string]*viewer
-	counted bool // publishers gauge incremented
-	ended   bool
+	mu       sync.Mutex
+	pc       *webrtc.PeerConnection
+	expected int // tracks the publisher's offer announced
+	tracks   []*forwarder
+	live     bool // liveCh is closed
+	viewers  map[string]*viewer
+	counted  bool // publishers gauge incremented
+	ended    bool
 }
 
 func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +55,10 @@ func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	b := &broadcast{s: s, room: room, id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}}
+	b := &broadcast{
+		s: s, room: room, id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{},
+		firstTrack: make(chan struct{}), allTracks: make(chan struct{}), liveCh: make(chan struct{}),
+	}
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -90,6 +101,8 @@ func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.counted = true
+	// Set before the answer is sent: no track can arrive before the publisher has it.
+	b.expected = receivingTracks(pc)
 	b.mu.Unlock()
 	s.m.publishers.Inc()
 	s.spawn(b.refreshStatus)
@@ -124,12 +137,46 @@ func (b *broadcast) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 		return
 	}
 	b.tracks = append(b.tracks, f)
+	if len(b.tracks) == 1 {
+		close(b.firstTrack)
+	}
+	if len(b.tracks) == b.expected {
+		close(b.allTracks)
+	}
+	live := b.live
 	b.mu.Unlock()
 	if !b.s.spawn(f.run) {
 		return
 	}
 	// Drain the publisher's RTCP; sender reports go on to the viewers.
 	b.s.spawn(func() { f.readPublisherRTCP(recv, ssrc) })
+	if live {
+		b.publishStatus() // a track later than TrackWait
+	}
+}
+
+// receivingTracks counts the media sections of the answered offer that the publisher
+// sends on.
+func receivingTracks(pc *webrtc.PeerConnection) int {
+	n := 0
+	for _, t := range pc.GetTransceivers() {
+		if d := t.Direction(); t.Receiver() != nil && (d == webrtc.RTPTransceiverDirectionRecvonly || d == webrtc.RTPTransceiverDirectionSendrecv) {
+			n++
+		}
+	}
+	return n
+}
+
+// goLive marks the room live: waiting viewers are answered, the status published.
+func (b *broadcast) goLive() {
+	b.mu.Lock()
+	if b.live {
+		b.mu.Unlock()
+		return
+	}
+	b.live = true
+	close(b.liveCh)
+	b.mu.Unlock()
 	b.publishStatus()
 }
 
@@ -148,7 +195,7 @@ func (b *broadcast) publishStatus() {
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
 	b.mu.Lock()
-	if b.ended || len(b.tracks) == 0 {
+	if b.ended || !b.live {
 		b.mu.Unlock()
 		return
 	}
@@ -159,8 +206,25 @@ func (b *broadcast) publishStatus() {
 	}
 }
 
-// refreshStatus republishes the live status every LiveRefresh until the broadcast ends.
+// refreshStatus makes the room live when its tracks have arrived (goLive), then
+// republishes the live status every LiveRefresh until the broadcast ends.
 func (b *broadcast) refreshStatus() {
+	select {
+	case <-b.done:
+		return
+	case <-b.firstTrack:
+	}
+	wait := time.NewTimer(b.s.cfg.TrackWait)
+	select {
+	case <-b.done:
+		wait.Stop()
+		return
+	case <-b.allTracks:
+	case <-wait.C:
+	}
+	wait.Stop()
+	b.goLive()
+
 	t := time.NewTicker(b.s.cfg.LiveRefresh)
 	defer t.Stop()
 	for {
@@ -185,7 +249,7 @@ func (b *broadcast) end() {
 		return
 	}
 	b.ended = true
-	wasLive, counted, pc := len(b.tracks) > 0, b.counted, b.pc
+	wasLive, counted, pc := b.live, b.counted, b.pc
 	viewers := make([]*viewer, 0, len(b.viewers))
 	for _, v := range b.viewers {
 		viewers = append(viewers, v)
