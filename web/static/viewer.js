@@ -180,11 +180,13 @@
   let liveKinds = [], gotKinds = new Set(); // tracks the room has; tracks this session gets
 
   // checkTracks restarts the session when the room has a track this session did not
-  // get: media announces the room live on its first track and again as more arrive,
-  // so an early viewer may have negotiated before the video track existed.
+  // get: media announces the room live once the host's tracks have all started (or
+  // after a few seconds without one of them), and again if a late one arrives.
   function checkTracks() {
     if (!pc || !resource) return; // not negotiated yet: checked when it is
     if (liveKinds.some((k) => !gotKinds.has(k))) {
+      trackRestarts++;
+      video.dataset.trackRestarts = String(trackRestarts);
       stopPlayback("Connecting…");
       startPlayback();
     }
@@ -250,10 +252,9 @@
   }
 
   // watchPackets restarts the session when a track this session gets has received
-  // nothing for 3 s: the host ended without a `live` event reaching us yet, the media
-  // server went away, or the video never started (a viewer joining at the very moment
-  // the host's video track appears can be left without video). Asking WHEP again beats
-  // waiting the ~20 s ICE takes to fail; a 404 means offline.
+  // nothing for 3 s: the host ended without a `live` event reaching us yet, or the
+  // media server went away. Asking WHEP again beats waiting the ~20 s ICE takes to
+  // fail; a 404 means offline.
   function watchPackets(mine) {
     const last = new Map(), still = new Map();
     const t = setInterval(async () => {
@@ -278,7 +279,7 @@
       }
     }, 1000);
   }
-  let restarts = 0;
+  let restarts = 0, trackRestarts = 0; // shown as data-restarts, data-track-restarts
 
   function stopPlayback(msg) {
     if (pc) pc.close();
