@@ -172,8 +172,14 @@ func (r *room) chatJoin(ctx context.Context, o JoinOptions) (ChatJoin, error) {
 		return ChatJoin{Lines: []json.RawMessage{}, Recovered: true}, nil
 	}
 	if first := l.first(); first != 0 && first <= o.Since {
+		lines := missed(l.window(), o.Since, []json.RawMessage{})
+		if len(lines) > h.cfg.ChatRecoverMax {
+			// Too much to send in one reply (it must fit the viewer's queue).
+			m.recoverReset.Inc()
+			return ChatJoin{Reset: r.resetFrame()}, nil
+		}
 		m.recoverMemory.Inc()
-		return ChatJoin{Lines: missed(l.window(), o.Since, []json.RawMessage{}), Recovered: true}, nil
+		return ChatJoin{Lines: lines, Recovered: true}, nil
 	}
 	// Older than the memory: JetStream, from the entry at since itself. If that entry is
 	// no longer stored, the history limit has dropped it, and possibly lines after it.

@@ -189,3 +189,29 @@ func TestRecoverTooFarBackResets(t *testing.T) {
 		t.Fatalf("snapshot chat %+v", jr.Snapshot.Chat)
 	}
 }
+
+// A viewer that missed more than ChatRecoverMax lines still in the gateway's memory
+// gets a reset too: a recovery must fit in one reply.
+func TestRecoverFromMemoryCapsAtRecoverMax(t *testing.T) {
+	ns := startNATS(t)
+	fc := fanout.Config{ChatBudget: 10000, ChatRecoverMax: 4, ChatSnapshot: 3}
+	a := startGateway(t, ns, Config{AllowAnonymous: true, ChatRate: 10000, ChatBurst: 10000, Fanout: fc})
+	const room = "cap"
+	sender := dial(t, a.url)
+	sender.join(room, mintToken(t, "s", auth.RoleViewer, []string{room}, time.Hour))
+	first := sendLine(t, sender, room, "line-0")
+	for i := 1; i < 10; i++ {
+		sendLine(t, sender, room, fmt.Sprint("line-", i))
+	}
+	// Once the sender has seen line-9 live, a's memory holds all ten.
+	sender.nextEvent(func(e chatEvent) bool { return e.Text == "line-9" })
+	v := dial(t, a.url) // 9 lines were missed, the cap is 4
+	jr := decodeJoin(t, joinSince(v, room, "", first))
+	if jr.Snapshot.Recovered || len(jr.Snapshot.Chat) != 0 {
+		t.Fatalf("snapshot %+v, want no recovery", jr.Snapshot)
+	}
+	reset := v.nextEvent(func(e chatEvent) bool { return true })
+	if reset.Type != "reset" || len(reset.Lines) != 3 || reset.Lines[2].Text != "line-9" {
+		t.Fatalf("first event %+v, want a reset with the 3 most recent lines", reset)
+	}
+}
