@@ -31,6 +31,12 @@ type Config struct {
 	// effective before the joining viewer is answered. Default 2s.
 	SubscribeTimeout time.Duration
 
+	// LargeRoomTick replaces Tick for a room with at least LargeRoomViewers viewers on
+	// this gateway: fewer, fuller frames. Default 100ms.
+	LargeRoomTick time.Duration
+	// LargeRoomViewers is where a room counts as large. Default 5000.
+	LargeRoomViewers int
+
 	// ChatMemory is how many recent chat entries each room keeps in the gateway's
 	// memory for snapshots and recoveries; older ones are read from JetStream (under
 	// the room's lock: keep it large enough that reconnects recover from memory, about
@@ -67,6 +73,8 @@ func (c Config) withDefaults() Config {
 	if c.SubscribeTimeout <= 0 {
 		c.SubscribeTimeout = 2 * time.Second
 	}
+	c.LargeRoomTick = cmp.Or(max(c.LargeRoomTick, 0), 100*time.Millisecond)
+	c.LargeRoomViewers = cmp.Or(max(c.LargeRoomViewers, 0), 5000)
 	c.ChatMemory = cmp.Or(max(c.ChatMemory, 0), 3000)
 	c.ChatSnapshot = cmp.Or(max(c.ChatSnapshot, 0), 50)
 	c.ChatRecoverMax = cmp.Or(max(c.ChatRecoverMax, 0), 500)

@@ -3,6 +3,7 @@ package fanout
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +24,7 @@ type room struct {
 
 	sinksMu sync.RWMutex // guards sinks and index
 	sinks   []Sink
+	nsinks  atomic.Int32 // len(sinks), read without the lock to pick the tick
 	index   map[Sink]int
 
 	pendMu    sync.Mutex // guards the fields below
@@ -64,6 +66,7 @@ func (r *room) addSink(s Sink) {
 	}
 	r.index[s] = len(r.sinks)
 	r.sinks = append(r.sinks, s)
+	r.nsinks.Store(int32(len(r.sinks)))
 }
 
 // removeSink removes s and returns how many sinks remain.
@@ -78,6 +81,7 @@ func (r *room) removeSink(s Sink) int {
 	r.sinks[i] = r.sinks[last]
 	r.index[r.sinks[i]] = i
 	r.sinks[last] = nil
+	r.nsinks.Store(int32(last))
 	r.sinks = r.sinks[:last]
 	delete(r.index, s)
 	r.chat.forget(s)
@@ -126,7 +130,7 @@ func (r *room) addEvent(ev pendingEvent) {
 	r.pending = append(r.pending, ev)
 	if !r.scheduled {
 		r.scheduled = true
-		r.timer.Reset(r.hub.cfg.Tick)
+		r.timer.Reset(r.tick())
 	}
 }
 
@@ -183,4 +187,14 @@ func (r *room) encode(events []pendingEvent) []byte {
 		b = append(b, e.data...)
 	}
 	return append(b, ']', '}')
+}
+
+// tick is how long the room collects events before a frame: Tick, or LargeRoomTick
+// once the room has LargeRoomViewers local viewers, where the number of socket writes
+// (viewers × frames per second), not the delay, is what limits the gateway.
+func (r *room) tick() time.Duration {
+	if int(r.nsinks.Load()) >= r.hub.cfg.LargeRoomViewers {
+		return r.hub.cfg.LargeRoomTick
+	}
+	return r.hub.cfg.Tick
 }

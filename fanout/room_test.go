@@ -83,3 +83,20 @@ func TestValidRoom(t *testing.T) {
 		}
 	}
 }
+
+func TestLargeRoomTick(t *testing.T) {
+	r, sinks := testRoom(t, 2)
+	r.hub.cfg.LargeRoomViewers = 3
+	if got := r.tick(); got != r.hub.cfg.Tick {
+		t.Fatalf("2 viewers: tick %v, want %v", got, r.hub.cfg.Tick)
+	}
+	extra := &countingSink{}
+	r.addSink(extra)
+	if got := r.tick(); got != r.hub.cfg.LargeRoomTick || got == r.hub.cfg.Tick {
+		t.Fatalf("3 viewers: tick %v, want the large-room tick %v", got, r.hub.cfg.LargeRoomTick)
+	}
+	r.removeSink(sinks[0])
+	if got := r.tick(); got != r.hub.cfg.Tick {
+		t.Fatalf("back to 2 viewers: tick %v, want %v", got, r.hub.cfg.Tick)
+	}
+}
