@@ -9,6 +9,7 @@ type chatMetrics struct {
 	recoverMemory    prometheus.Counter
 	recoverJetStream prometheus.Counter
 	recoverReset     prometheus.Counter
+	joinsLate        prometheus.Counter
 
 	duplicates   prometheus.Counter
 	gaps         prometheus.Counter
@@ -40,6 +41,7 @@ func newChatMetrics(reg prometheus.Registerer) *chatMetrics {
 		recoverMemory:    joins.WithLabelValues("memory"),
 		recoverJetStream: joins.WithLabelValues("jetstream"),
 		recoverReset:     joins.WithLabelValues("reset"),
+		joinsLate:        c("liveroom_joins_late_total", "Joins refused (unavailable) because they waited for the room's locks past their deadline: their client had given up."),
 		duplicates:       c("liveroom_chat_duplicates_dropped_total", "Live chat entries dropped because the room already had them (history read and live feed overlapping)."),
 		gaps:             c("liveroom_chat_gaps_total", "Gaps detected in a room's live chat feed (Nats-Last-Sequence ahead of the last entry seen), e.g. after a NATS reconnect."),
 		gapLines:         c("liveroom_chat_gap_lines_total", "Chat entries read from JetStream to fill gaps in the live feed."),

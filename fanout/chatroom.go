@@ -47,6 +47,10 @@ type JoinOptions struct {
 	// Since is the last chat seq the viewer saw; HasSince says it sent one.
 	Since    uint64
 	HasSince bool
+	// Deadline, when set, is when the viewer stops waiting for the answer: a join that
+	// only gets the room's locks after it is refused with ErrJoinLate without any work,
+	// so a crowd of reconnects that timed out does not keep the room busy.
+	Deadline time.Time
 	// Joined is called once the sink is in the room and before any room frame reaches
 	// it, with what the viewer is owed. The gateway queues its join reply there, so the
 	// reply comes before every live frame. Required.
@@ -70,6 +74,9 @@ type ChatJoin struct {
 	State *StateSnapshot
 }
 
+// ErrJoinLate is returned by JoinRoom when the join's Deadline passed while it waited.
+var ErrJoinLate = errors.New("fanout: join waited past its deadline")
+
 // ErrBanned is returned by JoinRoom for a user banned from the room.
 var ErrBanned = errors.New("fanout: user is banned from this room")
 
@@ -82,11 +89,16 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 	if o.User != "" && h.mod.banned(name, o.User) {
 		return ErrBanned
 	}
+	late := func() bool { return !o.Deadline.IsZero() && time.Now().After(o.Deadline) }
 	sh := h.shardFor(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.closed {
 		return ErrClosed
+	}
+	if late() {
+		h.chatm.joinsLate.Inc()
+		return ErrJoinLate
 	}
 	r := sh.rooms[name]
 	fresh := r == nil
@@ -106,6 +118,11 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	if late() {
+		h.chatm.joinsLate.Inc()
+		drop()
+		return ErrJoinLate
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SubscribeTimeout)
 	defer cancel()
 	if !r.chat.loaded {

@@ -18,7 +18,7 @@ type replySent struct{}
 // viewer's chat is: the reply's lines (or the reset's), then live frames, with no line
 // missing or repeated between them (docs/protocol.md, "Chat recovery").
 func (c *conn) joinRoom(cmd command) (any, *cmdError) {
-	o := fanout.JoinOptions{User: c.you.ID}
+	o := fanout.JoinOptions{User: c.you.ID, Deadline: time.Now().Add(c.g.cfg.JoinWait)}
 	if cmd.Since != nil {
 		o.Since, o.HasSince = *cmd.Since, true
 	}
@@ -42,6 +42,8 @@ func (c *conn) joinRoom(cmd command) (any, *cmdError) {
 	switch {
 	case errors.Is(err, fanout.ErrBanned):
 		return nil, errorf(codeBanned, "banned from room "+cmd.Room)
+	case errors.Is(err, fanout.ErrJoinLate):
+		return nil, errorf(codeUnavailable, "room busy; retry")
 	case err != nil:
 		c.g.log.Warn("join failed", "room", cmd.Room, "err", err)
 		return nil, errorf(codeUnavailable, "could not subscribe to the room; retry")

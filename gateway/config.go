@@ -55,6 +55,11 @@ type Config struct {
 	// PingInterval is the mean time between WebSocket pings, jittered ±1/6 per
 	// connection. Default 30s.
 	PingInterval time.Duration
+	// JoinWait is how long a join may wait for its room before it is answered
+	// `unavailable` without doing the work: clients give up on a join after a few
+	// seconds and reconnect, and a room must not work through joins nobody waits for.
+	// Default 5s.
+	JoinWait time.Duration
 	// PublishTimeout bounds the wait for JetStream to store a chat line. Default 5s.
 	PublishTimeout time.Duration
 	// DrainPeriod is how long Shutdown spreads the reconnect close over, so that the
@@ -82,6 +87,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.IdleTimeout, 90*time.Second)
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.PublishTimeout, 5*time.Second)
+	setDefault(&c.JoinWait, 5*time.Second)
 	setDefault(&c.DrainPeriod, 10*time.Second)
 	return c
 }
