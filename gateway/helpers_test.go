@@ -36,7 +36,14 @@ func startNATS(t testing.TB) *server.Server { return embednats.Test(t) }
 
 func startGateway(t testing.TB, ns *server.Server, cfg Config) *testGateway {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	tg, _ := startGatewayNATS(t, ns, cfg)
+	return tg
+}
+
+// startGatewayNATS starts a gateway on its own NATS connection, made with opts.
+func startGatewayNATS(t testing.TB, ns *server.Server, cfg Config, opts ...nats.Option) (*testGateway, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +66,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg Config) *testGateway {
 		srv.Close()
 		nc.Close()
 	})
-	return tg
+	return tg, nc
 }
 
 // counter reads a counter's value from the gateway's registry.

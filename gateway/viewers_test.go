@@ -1,45 +1,22 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveroom/liveroom/auth"
 	"github.com/liveroom/liveroom/fanout"
 )
 
-// startGatewayConn is startGateway that also returns the gateway's NATS connection, so
-// that a test can cut it off like a crash.
+// startGatewayConn is startGateway that also returns the gateway's NATS connection
+// (which does not reconnect), so that a test can cut it off like a crash.
 func startGatewayConn(t testing.TB, ns *server.Server, cfg Config) (*testGateway, *nats.Conn) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL(), nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Secret = testSecret
-	reg := prometheus.NewRegistry()
-	gw, err := New(cfg, nc, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw.Handler())
-	tg := &testGateway{gw: gw, srv: srv, reg: reg, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tg.gw.Shutdown(ctx)
-		srv.Close()
-		nc.Close()
-	})
-	return tg, nc
+	return startGatewayNATS(t, ns, cfg, nats.NoReconnect())
 }
 
 // Viewers on two gateways make the room's online count; when one gateway dies (its NATS
