@@ -220,35 +220,24 @@ func (d *downTrack) forward(h rtpInfo, payload []byte, keyStart bool) int {
 // served from the shared ring, PLI/FIR become (merged) keyframe requests to the
 // publisher, receiver reports feed the loss histogram.
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, maxPacket)
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return
-		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				for _, pair := range p.Nacks {
-					pair.Range(func(seq uint16) bool {
-						d.serveNACK(seq)
-						return true
-					})
-				}
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.f.m.keyframeAsks.Inc()
-				d.f.kf.request()
-			case *rtcp.ReceiverReport:
-				for _, r := range p.Reports {
-					d.f.m.fractionLost.Observe(float64(r.FractionLost) / 256)
-				}
+	drainRTCP(sender.Read, func(p rtcp.Packet) {
+		switch p := p.(type) {
+		case *rtcp.TransportLayerNack:
+			for _, pair := range p.Nacks {
+				pair.Range(func(seq uint16) bool {
+					d.serveNACK(seq)
+					return true
+				})
+			}
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.f.m.keyframeAsks.Inc()
+			d.f.kf.request()
+		case *rtcp.ReceiverReport:
+			for _, r := range p.Reports {
+				d.f.m.fractionLost.Observe(float64(r.FractionLost) / 256)
 			}
 		}
-	}
+	})
 }
 
 // serveNACK resends one packet, named by the viewer's sequence number, from the

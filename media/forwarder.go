@@ -136,9 +136,22 @@ func (f *forwarder) forward(b []byte) {
 // readPublisherRTCP drains the publisher's RTCP for this track until it ends, and
 // relays its sender reports to every started viewer.
 func (f *forwarder) readPublisherRTCP(recv *webrtc.RTPReceiver, ssrc uint32) {
+	drainRTCP(recv.Read, func(p rtcp.Packet) {
+		if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+			for _, d := range *f.downs.Load() {
+				d.relaySenderReport(sr)
+			}
+		}
+	})
+}
+
+// drainRTCP reads RTCP with read (an RTPSender's or RTPReceiver's Read) until it
+// fails, and passes each packet of every compound packet to handle. Packets that do
+// not unmarshal are skipped.
+func drainRTCP(read func([]byte) (int, interceptor.Attributes, error), handle func(rtcp.Packet)) {
 	buf := make([]byte, maxPacket)
 	for {
-		n, _, err := recv.Read(buf)
+		n, _, err := read(buf)
 		if err != nil {
 			return
 		}
@@ -147,11 +160,7 @@ func (f *forwarder) readPublisherRTCP(recv *webrtc.RTPReceiver, ssrc uint32) {
 			continue
 		}
 		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
-				for _, d := range *f.downs.Load() {
-					d.relaySenderReport(sr)
-				}
-			}
+			handle(p)
 		}
 	}
 }
