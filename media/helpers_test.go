@@ -101,6 +101,37 @@ func clientSettings() webrtc.SettingEngine {
 	return se
 }
 
+// addTrack adds track to pc and drains its sender's RTCP until the sender stops, in a
+// goroutine counted in wg.
+func addTrack(t testing.TB, pc *webrtc.PeerConnection, track webrtc.TrackLocal, wg *sync.WaitGroup) {
+	t.Helper()
+	s, err := pc.AddTrack(track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := s.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// onConnected returns a channel that is closed once pc is connected. It sets pc's
+// connection state handler.
+func onConnected(pc *webrtc.PeerConnection) <-chan struct{} {
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	return connected
+}
+
 // signal sends pc's complete offer to url and applies the answer. It returns the
 // HTTP status, the resource URL, and the body when the status is not 201.
 func signal(t testing.TB, pc *webrtc.PeerConnection, url, token string) (int, string, string) {

@@ -113,29 +113,9 @@ func TestPublishAndWatch(t *testing.T) {
 	vtrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "pub")
 	atrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
 	var pubRTCP sync.WaitGroup
-	for _, tr := range []webrtc.TrackLocal{vtrack, atrack} {
-		s, err := pub.AddTrack(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pubRTCP.Add(1)
-		go func() {
-			defer pubRTCP.Done()
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := s.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	connected := make(chan struct{})
-	var once sync.Once
-	pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(connected) })
-		}
-	})
+	addTrack(t, pub, vtrack, &pubRTCP)
+	addTrack(t, pub, atrack, &pubRTCP)
+	connected := onConnected(pub)
 	code, whipResource, body := signal(t, pub, env.web.URL+"/whip/r1", mint(t, auth.RoleHost, "r1"))
 	if code != http.StatusCreated {
 		t.Fatalf("WHIP POST: %d %s", code, body)

@@ -26,28 +26,9 @@ func TestVP8(t *testing.T) {
 	}
 	defer pub.GracefulClose()
 	track, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
-	sender, err := pub.AddTrack(track)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rtcpDone sync.WaitGroup
-	rtcpDone.Add(1)
-	go func() {
-		defer rtcpDone.Done()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := sender.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	connected := make(chan struct{})
-	var once sync.Once
-	pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(connected) })
-		}
-	})
+	addTrack(t, pub, track, &rtcpDone)
+	connected := onConnected(pub)
 	if code, _, body := signal(t, pub, env.web.URL+"/whip/vp8room", mint(t, auth.RoleHost, "vp8room")); code != http.StatusCreated {
 		t.Fatalf("WHIP POST: %d %s", code, body)
 	}
