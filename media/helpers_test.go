@@ -132,9 +132,9 @@ func onConnected(pc *webrtc.PeerConnection) <-chan struct{} {
 	return connected
 }
 
-// signal sends pc's complete offer to url and applies the answer. It returns the
-// HTTP status, the resource URL, and the body when the status is not 201.
-func signal(t testing.TB, pc *webrtc.PeerConnection, url, token string) (int, string, string) {
+// completeOffer sets pc's local description to a new offer and returns it once all
+// candidates are gathered.
+func completeOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -145,7 +145,14 @@ func signal(t testing.TB, pc *webrtc.PeerConnection, url, token string) (int, st
 		t.Fatal(err)
 	}
 	<-gathered
-	code, hdr, body := post(t, url, token, pc.LocalDescription().SDP)
+	return pc.LocalDescription().SDP
+}
+
+// signal sends pc's complete offer to url and applies the answer. It returns the
+// HTTP status, the resource URL, and the body when the status is not 201.
+func signal(t testing.TB, pc *webrtc.PeerConnection, url, token string) (int, string, string) {
+	t.Helper()
+	code, hdr, body := post(t, url, token, completeOffer(t, pc))
 	if code != http.StatusCreated {
 		return code, "", body
 	}

@@ -199,21 +199,6 @@ func newJoinViewer(t *testing.T, api *webrtc.API) *joinViewer {
 	return v
 }
 
-// completeOffer returns pc's complete offer (all candidates).
-func completeOffer(t *testing.T, pc *webrtc.PeerConnection) string {
-	t.Helper()
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return pc.LocalDescription().SDP
-}
-
 // signalled reports, once, that a WHEP offer has been read by the server.
 type signalled struct {
 	io.ReadCloser

@@ -27,16 +27,7 @@ func offerSDP(t *testing.T, api *webrtc.API) string {
 			t.Fatal(err)
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return pc.LocalDescription().SDP
+	return completeOffer(t, pc)
 }
 
 func TestRefusals(t *testing.T) {
