@@ -55,7 +55,7 @@ func benchRoom(b *testing.B, viewers int) {
 	}
 	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, env.srv.cfg, env.srv.m, nil)
 	defer f.close()
-	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}}
+	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}, live: true} // live: every track is there
 	env.srv.mu.Lock()
 	env.srv.rooms["bench"] = bc
 	env.srv.mu.Unlock()
