@@ -157,18 +157,8 @@ func liveHeap() uint64 {
 
 func benchOurs(b *testing.B, viewers int) {
 	env := newTestEnv(b, Config{})
-	// A broadcast with one H.264 forwarder fed by the benchmark instead of a publisher.
-	codec := webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
-		PayloadType: 102,
-	}
-	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, env.srv.cfg, env.srv.m, nil)
+	f := benchBroadcast(env)
 	defer f.close()
-	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}, live: true} // live: every track is there
-	env.srv.mu.Lock()
-	env.srv.rooms["bench"] = bc
-	env.srv.mu.Unlock()
 
 	api := rawClientAPI(b)
 	tok := mint(b, auth.RoleViewer, "bench")
@@ -310,4 +300,21 @@ func waitFirst(b *testing.B, sinks []*sink, send func(i int)) int {
 		}
 	}
 	return i
+}
+
+// benchBroadcast registers a live room "bench" whose one H.264 forwarder the benchmark
+// feeds instead of a publisher. The caller closes the forwarder.
+func benchBroadcast(env *testEnv) *forwarder {
+	codec := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+		PayloadType: 102,
+	}
+	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, env.srv.cfg, env.srv.m, nil)
+	// live: every track is there, so WHEP requests are answered at once.
+	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}, live: true}
+	env.srv.mu.Lock()
+	env.srv.rooms["bench"] = bc
+	env.srv.mu.Unlock()
+	return f
 }

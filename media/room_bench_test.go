@@ -48,17 +48,8 @@ type countingSink struct {
 
 func benchRoom(b *testing.B, viewers int) {
 	env := newTestEnv(b, Config{})
-	codec := webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
-		PayloadType: 102,
-	}
-	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, env.srv.cfg, env.srv.m, nil)
+	f := benchBroadcast(env)
 	defer f.close()
-	bc := &broadcast{s: env.srv, room: "bench", id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{}, tracks: []*forwarder{f}, live: true} // live: every track is there
-	env.srv.mu.Lock()
-	env.srv.rooms["bench"] = bc
-	env.srv.mu.Unlock()
 
 	api := rawClientAPI(b)
 	tok := mint(b, auth.RoleViewer, "bench")
