@@ -3,6 +3,8 @@ package media
 import (
 	"sync"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // codecKind says how the forwarder finds a place where a new viewer may start.
@@ -167,4 +169,16 @@ func (k *keyframeRequester) stop() {
 	}
 	k.mu.Unlock()
 	k.inflight.Wait()
+}
+
+// KeyframeStart reports whether an RTP payload of a video codec (its MIME type, e.g.
+// "video/H264") begins a keyframe: the rule the forwarder starts viewers by, for
+// clients that check where they started (the load generator). False for codecs it
+// does not parse.
+func KeyframeStart(mimeType string, payload []byte) bool {
+	switch k := kindOf(mimeType, webrtc.RTPCodecTypeVideo); k {
+	case codecH264, codecVP8:
+		return isKeyframeStart(k, payload)
+	}
+	return false
 }

@@ -16,12 +16,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/liveroom/liveroom/auth"
+	"github.com/liveroom/liveroom/internal/rtpsynth"
 )
 
-// BenchmarkRoom plays a 1.8 Mbit/s stream (220 packets/s of 1000 bytes, 30 frames/s)
+// BenchmarkRoom plays a 1.8 Mbit/s stream (rtpsynth: ~220 packets/s, 30 frames/s)
 // for 5 s to N WHEP viewers, all real Pion peers on loopback in this process, and
 // reports the share of packets the viewers did not receive (loss-%), the forwarding
 // thread's CPU per packet written (ns/pkt), and the whole process's CPU use (cores),
@@ -87,24 +89,22 @@ func benchRoom(b *testing.B, viewers int) {
 		}
 	}
 
-	// A 1.8 Mbit/s stream: 30 frames/s, 7 or 8 packets of 1000 bytes per frame, a
-	// keyframe every 2 s.
-	stream := newBenchStream()
-	stream.key = stream.key[:1012]
-	stream.delta = stream.delta[:1012]
-	seq := 0
+	// The 1.8 Mbit/s 720p30 stream (~220 packets/s of 1022 bytes), a keyframe
+	// every 2 s.
+	stream := rtpsynth.NewH264(rtpsynth.H264Config{})
+	var buf [1500]byte
+	seq, frames := uint16(0), 0
 	frame := func() int {
-		sent := 0
-		per := 7
-		if seq%(30*8) < 10*8 { // a third of the frames have 8 packets: 220/s
-			per = 8
-		}
-		for i := 0; i < per; i++ {
-			f.forward(stream.packetN(seq, i == 0 && seq%(60*8) == 0))
+		payloads := stream.Frame(frames%60 == 0)
+		for i, p := range payloads {
+			h := rtp.Header{Version: 2, PayloadType: 102, SSRC: 0xfeed, SequenceNumber: seq,
+				Timestamp: uint32(frames * 3000), Marker: i == len(payloads)-1}
+			n, _ := h.MarshalTo(buf[:])
+			f.forward(buf[:n+copy(buf[n:], p)])
 			seq++
-			sent++
 		}
-		return sent
+		frames++
+		return len(payloads)
 	}
 	tk := time.NewTicker(time.Second / 30)
 	defer tk.Stop()
