@@ -18,6 +18,8 @@ type flashMetrics struct {
 	casConflicts    prometheus.Counter
 	leasesReclaimed prometheus.Counter
 	settleErrors    prometheus.Counter
+	watchErrors     prometheus.Counter
+	shed            prometheus.Counter
 }
 
 func newFlashMetrics(reg prometheus.Registerer) *flashMetrics {
@@ -56,12 +58,18 @@ func newFlashMetrics(reg prometheus.Registerer) *flashMetrics {
 		settleErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "liveroom_flash_settle_errors_total", Help: "Leases that could not be handed back (they expire and are reclaimed).",
 		}),
+		watchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveroom_flash_watch_errors_total", Help: "Failed starts of a sale's order watch (presses that cannot win then wait for the seller).",
+		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveroom_flash_presses_shed_total", Help: "Presses answered without waiting for the seller: too far back in the queue to get a unit, or the sale sold out.",
+		}),
 	}
 	for _, k := range answerKinds {
 		m.presses[k] = presses.WithLabelValues(string(k))
 	}
 	reg.MustRegister(presses, m.answerTime, m.stockLeft, m.intentsInflight, m.ordersStored,
-		m.unitsTaken, m.casConflicts, m.leasesReclaimed, m.settleErrors)
+		m.unitsTaken, m.casConflicts, m.leasesReclaimed, m.settleErrors, m.watchErrors, m.shed)
 	return m
 }
 

@@ -30,14 +30,26 @@ type sale struct {
 	item string
 	wake chan struct{} // capacity 1: "the queue has presses"
 
+	// owned by the seller goroutine
+	watch     jetstream.ConsumeContext // follows the sale's orders (flashsale_winners.go)
+	watchedID string                   // the sale id watch follows
+
 	mu       sync.Mutex // guards the fields below
 	id       string
 	limit    int
 	startsAt time.Time
 	soldOut  bool // final: the pool is exhausted
 	unloaded bool // the seller stopped after SaleIdle; presses load the sale again
+	left     int  // units not known sold (stock - sold), as last read or written
 	buyers   map[string]*buyer
 	queue    []*pending
+	serving  int // presses the seller took and has neither answered nor put back
+
+	// the sale's stored orders, from the watch
+	winners  map[string][]winner // by user
+	seen     uint64              // orders the watch delivered
+	backlog  uint64              // orders stored when the watch started
+	caughtUp bool                // the watch delivered at least the backlog
 }
 
 // buyer is one user's presses on one sale through this gateway.
@@ -82,10 +94,12 @@ func (s *sale) observe(rec *saleRecord) {
 		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
 		s.soldOut = false
 		s.buyers = map[string]*buyer{}
+		s.winners, s.caughtUp = nil, false
 	}
 	if rec.exhausted() {
 		s.soldOut = true
 	}
+	s.left = rec.left()
 	s.f.metrics.stockLeft.WithLabelValues(s.room, s.item).Set(float64(rec.left()))
 }
 
@@ -131,10 +145,11 @@ func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error
 		s.mu.Unlock()
 		return a, nil
 	}
-	if s.soldOut {
-		a := Answer{Kind: SoldOut, final: true}
+	if s.cannotWin(len(s.queue)) {
+		a := s.lostAnswer(b, p)
 		b.answers[p.CID] = a
 		s.mu.Unlock()
+		s.f.metrics.shed.Inc()
 		return a, nil
 	}
 	w := &pending{Press: p, slot: b.wins + 1, arrived: now, done: make(chan struct{})}
@@ -152,8 +167,54 @@ func (s *sale) signal() {
 	}
 }
 
-// finish answers a press. Final answers are remembered for retries with its cid.
+// cannotWin reports that a press with ahead presses queued before it cannot get a
+// unit: the pool is exhausted, or the presses before it on this gateway (queued and
+// being served) are at least the units not yet sold. Such a press is answered at
+// once (lostAnswer) instead of waiting for the presses before it; a unit can still
+// come back to the pool only if a win fails to be stored, and then it goes to a later
+// press. The shortcut needs the sale's winners (to answer a user who won elsewhere),
+// so it is taken only once the order watch has caught up; before that, and without
+// a watch, such presses wait for the seller. Caller holds s.mu.
+func (s *sale) cannotWin(ahead int) bool {
+	return s.caughtUp && (s.soldOut || ahead+s.serving >= s.left)
+}
+
+// shed answers the queued presses that cannot win (cannotWin), keeping the order of
+// the rest.
+func (s *sale) shed() {
+	s.mu.Lock()
+	var lost []*pending
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		if s.cannotWin(len(kept)) {
+			lost = append(lost, w)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	s.mu.Unlock()
+	s.f.metrics.shed.Add(float64(len(lost)))
+	for _, w := range lost {
+		s.mu.Lock()
+		a := s.lostAnswer(s.buyer(w.User), w.Press)
+		s.mu.Unlock()
+		s.settlePress(w, a, nil)
+	}
+}
+
+// finish answers a press the seller took.
 func (s *sale) finish(w *pending, a Answer, err error) {
+	s.mu.Lock()
+	s.serving--
+	s.mu.Unlock()
+	s.settlePress(w, a, err)
+}
+
+// settlePress hands a press its answer. Final answers are remembered for retries
+// with its cid.
+func (s *sale) settlePress(w *pending, a Answer, err error) {
 	s.mu.Lock()
 	b := s.buyer(w.User)
 	delete(b.inflight, w.CID)
@@ -179,6 +240,7 @@ func (s *sale) run() {
 	ctx := s.f.ctx
 	idle := time.NewTimer(s.f.cfg.SaleIdle)
 	defer idle.Stop()
+	defer s.stopWatch()
 	for {
 		select {
 		case <-ctx.Done():
@@ -195,7 +257,9 @@ func (s *sale) run() {
 		case <-s.wake:
 			idle.Reset(s.f.cfg.SaleIdle)
 		}
+		s.watchOrders(ctx)
 		for ctx.Err() == nil {
+			s.shed()
 			batch := s.take(maxBatch)
 			if len(batch) == 0 {
 				break
@@ -239,6 +303,7 @@ func (s *sale) take(n int) []*pending {
 	batch := make([]*pending, n)
 	copy(batch, s.queue)
 	s.queue = append(s.queue[:0], s.queue[n:]...)
+	s.serving += n
 	return batch
 }
 
@@ -255,6 +320,7 @@ func (s *sale) requeue(ws []*pending) {
 	}
 	s.mu.Lock()
 	s.queue = append(ws[:len(ws):len(ws)], s.queue...)
+	s.serving -= len(ws)
 	s.mu.Unlock()
 }
 
@@ -288,22 +354,29 @@ func (s *sale) serve(ctx context.Context, batch []*pending) {
 	s.observe(rec)
 }
 
-// noUnits handles a batch for which the pool had nothing: sold out if the pool is
-// exhausted; otherwise the last units are on other gateways' leases, and presses wait
-// for them to come back, up to SoldOutWait.
+// noUnits handles a batch for which the pool had nothing. If the pool is exhausted,
+// the presses are answered from the sale's winners (lostAnswer) once the order watch
+// has caught up. Otherwise the last units are on other gateways' leases (or the
+// watch is not caught up yet), and presses wait for them, up to SoldOutWait.
 func (s *sale) noUnits(ctx context.Context, rec *saleRecord, batch []*pending) {
-	if rec.exhausted() {
-		for _, w := range batch {
-			s.finish(w, Answer{Kind: SoldOut, final: true}, nil)
-		}
+	s.mu.Lock()
+	caughtUp := s.caughtUp
+	s.mu.Unlock()
+	if rec.exhausted() && caughtUp {
+		s.requeue(batch) // shed answers them, from the sale's winners
 		return
 	}
 	now := time.Now()
 	var wait []*pending
 	for _, w := range batch {
-		if now.Sub(w.arrived) < s.f.cfg.SoldOutWait {
+		switch {
+		case now.Sub(w.arrived) < s.f.cfg.SoldOutWait:
 			wait = append(wait, w)
-		} else {
+		case rec.exhausted():
+			// The order watch is not there: without the winners, a retried press
+			// that won on a gateway that died before answering is told sold_out.
+			s.finish(w, Answer{Kind: SoldOut, final: true}, nil)
+		default:
 			s.finish(w, Answer{Kind: SoldOut}, nil) // not final: units may come back
 		}
 	}
