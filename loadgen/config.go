@@ -43,7 +43,8 @@ type Config struct {
 	// sent has arrived. Default 10 s.
 	Drain time.Duration `json:"drain"`
 
-	// Viewers is the peak audience. Default 22000.
+	// Viewers is the peak audience of WebSocket viewers. Default 22000; negative:
+	// none (a WebRTC-only run with WHEP or WHEPPublish).
 	Viewers int `json:"viewers"`
 	// PerProcess is the most viewers one process holds; above it the run shards
 	// itself over child processes (one process may hold at most 20000 open files here).
@@ -154,6 +155,33 @@ type Config struct {
 	// gateways see up to churn × LeaveGrace more connections than the curve. Default 2 s.
 	LeaveGrace time.Duration `json:"leave_grace"`
 
+	// WebRTC (mediarun.go): viewers over WHEP and a publisher over WHIP on the media
+	// server. They run in the parent process only, next to its WebSocket viewers.
+
+	// WHEP is how many WebRTC viewers play the room, each a Pion peer connection with
+	// its own UDP socket (one open file), at most MaxWHEP. Default 0: none.
+	WHEP int `json:"whep,omitempty"`
+	// WHEPURL is the media server's base URL (http://host:port): viewers POST to
+	// WHEPURL/whep/{Room}, the publisher to WHEPURL/whip/{Room}, its CPU and memory
+	// are read from WHEPURL/metrics. Loopback only unless AllowRemote; against a
+	// loopback server ICE uses 127.0.0.1 alone. Default: the first target's host and
+	// port over http(s) (`liveroom serve` mounts the media server next to the gateway).
+	WHEPURL string `json:"whep_url,omitempty"`
+	// WHEPPublish publishes a synthetic H.264 stream over WHIP (a host token signed
+	// with Secret) before the viewers join: 720p30 at WHEPBitrate (~220 packets/s at
+	// the default), a keyframe every WHEPKeyframeEvery and on the next frame after a
+	// PLI, as an encoder that honours PLI does. Default false: someone else publishes.
+	WHEPPublish bool `json:"whep_publish,omitempty"`
+	// WHEPKeyframeEvery is the publisher's keyframe interval. Default 2 s.
+	WHEPKeyframeEvery time.Duration `json:"whep_keyframe_every,omitempty"`
+	// WHEPBitrate is the publisher's bitrate, bits/s. Default 1,800,000.
+	WHEPBitrate int `json:"whep_bitrate,omitempty"`
+	// WHEPJoinRate is WHEP requests per second while the viewers join. Default 50.
+	WHEPJoinRate float64 `json:"whep_join_rate,omitempty"`
+	// WHEPAnonymous sends WHEP requests without a token (the media server must allow
+	// anonymous viewers). Default false: a viewer token per viewer, signed with Secret.
+	WHEPAnonymous bool `json:"whep_anonymous,omitempty"`
+
 	// Sharding: how a child process is started. Filled in by the parent.
 
 	// Command starts a child: Command[0] is the program, the rest its first arguments;
@@ -175,6 +203,13 @@ const (
 	ProfileSeed = "seed"
 	ProfileFlat = "flat"
 )
+
+// MaxWHEP is the most WebRTC viewers one run holds: they all live in the parent
+// process, each with a UDP socket, and leave room in fileBudget for the rest.
+const MaxWHEP = 5000
+
+// fileBudget is what a process may open here (20000) less a margin for the rest.
+const fileBudget = 19000
 
 // Errors returned by Run before anything is dialled.
 var (
@@ -250,6 +285,12 @@ func (c Config) withDefaults() Config {
 	def(&c.Hold, 60*time.Second)
 	deff(&c.FlatChatRate, 10)
 	def(&c.LeaveGrace, 2*time.Second)
+	def(&c.WHEPKeyframeEvery, 2*time.Second)
+	defi(&c.WHEPBitrate, 1_800_000)
+	deff(&c.WHEPJoinRate, 50)
+	if c.Duration == 0 && c.Viewers < 0 {
+		c.Duration = time.Minute // WebRTC only: no profile to follow
+	}
 	if c.Duration == 0 {
 		c.Duration = c.scaled(c.profileLength()) + c.Drain
 	}
@@ -285,8 +326,27 @@ func (c *Config) validate() error {
 	if c.Profile != ProfileSeed && c.Profile != ProfileFlat {
 		return fmt.Errorf("%w %q (want seed or flat)", ErrBadProfile, c.Profile)
 	}
-	if c.Speed <= 0 || c.Viewers < 0 || c.PerProcess < 1 {
-		return errors.New("loadgen: speed, viewers and per-process must be positive")
+	if c.Speed <= 0 || c.PerProcess < 1 {
+		return errors.New("loadgen: speed and per-process must be positive")
+	}
+	if c.Viewers < 0 && c.WHEP == 0 && !c.WHEPPublish {
+		return errors.New("loadgen: no viewers: negative viewers needs WHEP viewers or the WHIP publisher")
+	}
+	if c.WHEP < 0 || c.WHEP > MaxWHEP {
+		return fmt.Errorf("loadgen: WHEP viewers must be 0-%d (one UDP socket each, all in the parent process)", MaxWHEP)
+	}
+	// The parent holds the WHEP viewers, and the WebSocket viewers too when they fit
+	// in one process: both need an open file each, 20000 at most per process here.
+	if c.Viewers > 0 && c.Viewers <= c.PerProcess && c.Viewers+c.WHEP > fileBudget {
+		return fmt.Errorf("loadgen: %d WebSocket + %d WHEP viewers in one process exceed %d open files; lower PerProcess to move the WebSocket viewers into child processes", c.Viewers, c.WHEP, fileBudget)
+	}
+	if c.WHEP > 0 || c.WHEPPublish {
+		if _, err := mediaBase(c); err != nil {
+			return err
+		}
+		if c.WHEPJoinRate <= 0 || c.WHEPBitrate <= 0 || c.WHEPKeyframeEvery <= 0 {
+			return errors.New("loadgen: WHEP join rate, bitrate and keyframe interval must be positive")
+		}
 	}
 	for _, t := range c.Targets {
 		if err := checkTarget(t, c.AllowRemote); err != nil {

@@ -35,6 +35,13 @@
 //   - accounting.go: the chat ledger: which lines each viewer was owed, within the
 //     per-viewer chat budget.
 //   - report.go, html.go: the Report (JSON schema of issue 5) and its HTML page.
+//   - mediarun.go: the WebRTC side (Config.WHEP, WHEPPublish), in the parent process
+//     only: publisher.go, a WHIP client sending a synthetic 720p30 H.264 stream
+//     (internal/rtpsynth) that answers PLI with a keyframe; whep.go, one WHEP viewer
+//     (a Pion peer connection, its own UDP socket) counting packets, sequence gaps,
+//     WHEP request → first keyframe and delay drift; webrtc.go, the Pion API (ICE on
+//     127.0.0.1 only against a loopback server) and the WHIP/WHEP exchange. The
+//     media server's CPU per packet and memory per viewer come from its /metrics.
 //   - bench-22k.sh: the 22k room on one machine, `liveroom serve` + `liveroom
 //     gateway` + `liveroom loadgen`, end to end.
 //

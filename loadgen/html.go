@@ -120,6 +120,13 @@ var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
 <table><tr><th>url</th><th>cpu s</th><th>peak RSS MiB</th><th>end RSS MiB</th><th>error</th></tr>
 {{range .R.Gateways}}<tr><td>{{.URL}}</td><td>{{printf "%.1f" .CPUS}}</td><td>{{printf "%.1f" .RSSMB}}</td><td>{{printf "%.1f" .RSSEndMB}}</td><td>{{.Error}}</td></tr>
 {{end}}</table>
+{{with .R.WHEP}}<h2>WebRTC viewers (WHEP)</h2>
+<table><tr><th>viewers</th><th>connected</th><th>started</th><th>failed</th><th>packets</th><th>lost</th><th>loss %</th><th>first keyframe p50 / p99 / max ms</th><th>delay drift p50 / max ms</th><th>growing delay</th></tr>
+<tr><td>{{.Viewers}}</td><td>{{.Connected}}</td><td>{{.Started}}</td><td>{{.Failed}} {{.Failures}}</td><td>{{.Packets}}</td><td>{{.Lost}}</td><td>{{printf "%.3f" .LossPct}}</td><td>{{printf "%.0f" .FirstKeyframeMS.P50}} / {{printf "%.0f" .FirstKeyframeMS.P99}} / {{printf "%.0f" .FirstKeyframeMS.Max}}</td><td>{{printf "%.1f" .DelayDriftMS.P50}} / {{printf "%.1f" .DelayDriftMS.Max}}</td><td>{{.GrowingDelay}}</td></tr>
+</table>
+<p>media server {{.Server.MetricsURL}}: {{printf "%.2f" .Server.CPUUSPerPacket}} µs CPU per packet received ({{printf "%.1f" .Server.CPUS}} s over {{.Server.PacketsReceived}} packets in a {{printf "%.1f" .Server.WindowS}} s steady window), RSS {{printf "%.0f" .Server.RSSBeforeMB}} → {{printf "%.0f" .Server.RSSMB}} MiB, {{printf "%.0f" .Server.KiBPerViewer}} KiB per viewer {{.Server.Error}}</p>
+{{with .Publisher}}<p>WHIP publisher: {{.Frames}} frames, {{.Keyframes}} keyframes ({{.KeyframesOnRequest}} on request, {{.PLIs}} PLIs), {{printf "%.0f" .PacketsPerS}} packets/s, {{printf "%.0f" .KbitPerS}} kbit/s {{.Error}}</p>{{end}}
+{{if .Error}}<p>error: {{.Error}}</p>{{end}}{{end}}
 <h2>Over time</h2>
 {{range .Charts}}<h3>{{.Title}}</h3>{{.SVG}}
 {{end}}

@@ -51,6 +51,8 @@ type Report struct {
 	// the second with the most viewers (base RSS included: it overstates small runs).
 	GatewayKiBPerViewer float64 `json:"gateway_kib_per_viewer"`
 	DurationS           float64 `json:"duration_s"`
+	// WHEP is the WebRTC side (mediarun.go), when the run had one.
+	WHEP *WHEPReport `json:"whep,omitempty"`
 	// Timeline has one sample per second, for the charts.
 	Timeline []Sample `json:"timeline"`
 	// Errors holds the first error of each kind seen (dial, frame, …).

@@ -12,7 +12,8 @@ import (
 // Run replays cfg's profile against its targets and reports what happened. It dials
 // nothing but cfg.Targets (loopback only unless AllowRemote), stops by itself after
 // cfg.Duration, and holds at most PerProcess viewers in this process: above that it
-// runs the viewers in child processes and merges their results.
+// runs the viewers in child processes and merges their results. WebRTC viewers and
+// the WHIP publisher (Config.WHEP, WHEPPublish) run in this process, beside them.
 //
 // The report is returned even with an error when something was measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -31,6 +32,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+30*time.Second)
 	defer cancel()
 	began := time.Now()
+	waitMedia, err := startMedia(ctx, &cfg, began, progress)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Viewers < 0 { // WebRTC only
+		r := &Report{Profile: cfg.Profile, Room: cfg.Room, Speed: cfg.Speed, Shards: 1, Classes: map[string]ClassReport{}}
+		r.WHEP = waitMedia()
+		r.DurationS = time.Since(began).Seconds()
+		if cerr := context.Cause(ctx); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
+			return r, fmt.Errorf("loadgen: run interrupted: %w", cerr)
+		}
+		return r, nil
+	}
 	start := began
 	if n > 1 {
 		start = began.Add(2 * time.Second) // time for the children to start
@@ -55,7 +69,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	agg := newAggregator(n, cfg.Viewers, progress, scr)
 
 	var results []*shardResult
-	var err error
 	if n == 1 {
 		e := newEngine(specs[0])
 		e.progress = agg.add
@@ -74,9 +87,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = errors.Join(err, fmt.Errorf("loadgen: run interrupted: %w", cerr))
 	}
 	if len(results) == 0 {
+		waitMedia()
 		return nil, err
 	}
 	r := merge(&cfg, results)
+	r.WHEP = waitMedia()
 	if probeErr == nil {
 		r.Cheers.Measured = true
 		r.Cheers.InitialTotal = initial

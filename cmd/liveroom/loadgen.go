@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,10 +30,10 @@ func runLoadgen(ctx context.Context, args []string) error {
 	secret := fs.String("secret", envOr("LIVEROOM_SECRET", ""), "token signing secret shared with the gateways (env LIVEROOM_SECRET); empty uses the development secret")
 	fs.StringVar(&c.Profile, "profile", d.Profile, "seed: the 22k room's audience curve, churn and chat bursts; flat: everyone joins, then constant chat for --hold")
 	fs.Float64Var(&c.Speed, "speed", d.Speed, "compress the profile's time axis by this factor (10: three hours in eighteen minutes); per-second rates stay as given")
-	fs.DurationVar(&c.Duration, "duration", 0, "hard bound on the whole run, drain included (0: the profile's length / speed + drain)")
+	fs.DurationVar(&c.Duration, "duration", 0, "hard bound on the whole run, drain included (0: the profile's length / speed + drain; a WebRTC-only run: 1m)")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "after the load stops, how long viewers may keep reading until every line sent has arrived")
 
-	fs.IntVar(&c.Viewers, "viewers", d.Viewers, "peak audience")
+	fs.IntVar(&c.Viewers, "viewers", d.Viewers, "peak audience of WebSocket viewers (-1: none, a WebRTC-only run with --whep or --whep-publish)")
 	fs.IntVar(&c.PerProcess, "per-process", d.PerProcess, "most viewers per process; above it the run shards itself over child processes (one process may hold 20000 open files)")
 	fs.IntVar(&c.PortsPerSourceAddr, "ports-per-source-addr", d.PortsPerSourceAddr, "connections per source address before spreading over 127.0.0.2, .3, … (loopback targets only)")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", d.DialConcurrency, "connects in flight per process")
@@ -76,12 +77,13 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.FlatJoinRate, "flat-join-rate", 0, "flat: joins/s while filling the room (0: as fast as --dial-concurrency allows)")
 	fs.DurationVar(&c.LeaveGrace, "leave-grace", d.LeaveGrace, "a leaving viewer keeps reading this long; lines sent before it decided to leave that arrive later count as lost")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
+	addWHEPFlags(fs, &c, d)
 
 	jsonOut := fs.String("json", "", "write the report as JSON to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: liveroom loadgen [flags]\n\nReplays the seed's live room (or a flat fan-out test) against gateways and reports\njoin times, per-class delivery (expected, delivered, lost, duplicated, latency from send),\nreconnects and the gateways' CPU and memory. Times marked 'profile time' are divided by\n--speed. Every run stops by itself after --duration.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: liveroom loadgen [flags]\n\nReplays the seed's live room (or a flat fan-out test) against gateways and reports\njoin times, per-class delivery (expected, delivered, lost, duplicated, latency from send),\nreconnects and the gateways' CPU and memory. Times marked 'profile time' are divided by\n--speed. Every run stops by itself after --duration. With --whep N it also plays the room\nwith N WebRTC viewers (and, with --whep-publish, publishes a synthetic stream over WHIP)\nand reports their packets, loss, time to first keyframe, delay drift and the media\nserver's CPU per packet and memory per viewer.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +108,12 @@ func runLoadgen(ctx context.Context, args []string) error {
 	r, err := loadgen.Run(ctx, c)
 	if r == nil {
 		return err
+	}
+	if r.WHEP != nil {
+		printWHEP(r.WHEP)
+	}
+	if c.Viewers < 0 {
+		return errors.Join(err, writeReports(r, *jsonOut, *htmlOut))
 	}
 	chat := r.Classes["chat"]
 	fmt.Printf("viewers %d/%d peak, connect failures %d, reconnects %d, join p50/p99/max %.0f/%.0f/%.0f ms\n",
@@ -135,15 +143,23 @@ func runLoadgen(ctx context.Context, args []string) error {
 	for _, g := range r.Gateways {
 		fmt.Printf("gateway %s: cpu %.1f s, rss peak %.0f MiB %s\n", g.URL, g.CPUS, g.RSSMB, g.Error)
 	}
-	if *jsonOut != "" {
-		if werr := r.WriteJSON(*jsonOut); werr != nil {
-			return werr
-		}
-	}
-	if *htmlOut != "" {
-		if werr := r.WriteHTML(*htmlOut); werr != nil {
-			return werr
-		}
+	if werr := writeReports(r, *jsonOut, *htmlOut); werr != nil {
+		return werr
 	}
 	return err
+}
+
+// writeReports writes the JSON and HTML reports asked for ("" skips one).
+func writeReports(r *loadgen.Report, jsonOut, htmlOut string) error {
+	if jsonOut != "" {
+		if err := r.WriteJSON(jsonOut); err != nil {
+			return err
+		}
+	}
+	if htmlOut != "" {
+		if err := r.WriteHTML(htmlOut); err != nil {
+			return err
+		}
+	}
+	return nil
 }
