@@ -73,8 +73,12 @@ type WHEPReport struct {
 	// keyframe (the server starts every viewer on one: should be 0).
 	StartedOffKeyframe int64 `json:"started_off_keyframe"`
 	// FirstKeyframeMS is, per viewer, the time from sending its WHEP request to
-	// receiving the first packet of a keyframe.
+	// receiving the first packet of a keyframe. Where it goes: AnswerMS, request →
+	// SDP answer received; ConnectMS, request → connection up (ICE and DTLS done: the
+	// server arms the viewer and asks the publisher for a keyframe).
 	FirstKeyframeMS Percentiles `json:"first_keyframe_ms"`
+	AnswerMS        Percentiles `json:"answer_ms"`
+	ConnectMS       Percentiles `json:"connect_ms"`
 	// DelayDriftMS is, per viewer that watched long enough, how much its delay
 	// (arrival time − RTP time, the least in a 5 s window) grew from its first 5 s to
 	// the measurement's last 5 s, clamped at 0; DelayDriftMeanMS is the signed mean.
@@ -325,11 +329,16 @@ func (m *mediaRun) report(ctx context.Context) {
 
 // collect sums the viewers' stats into r; every viewer has stopped.
 func (m *mediaRun) collect(r *WHEPReport, viewers []*whepViewer) {
-	var firstKey, drift Histogram
+	var firstKey, drift, answer, up Histogram
 	var driftSum time.Duration
 	for _, v := range viewers {
+		sent := time.Duration(v.sentAt.Load())
+		if a := v.answerAt.Load(); a > 0 {
+			answer.Record(time.Duration(a) - sent)
+		}
 		if v.connected.Load() {
 			r.Connected++
+			up.Record(time.Duration(v.upAt.Load()) - sent)
 		}
 		started := false
 		for _, ts := range v.tracks {
@@ -362,6 +371,7 @@ func (m *mediaRun) collect(r *WHEPReport, viewers []*whepViewer) {
 		r.LossPct = 100 * float64(r.Lost) / float64(total)
 	}
 	r.FirstKeyframeMS = percentiles(&firstKey)
+	r.AnswerMS, r.ConnectMS = percentiles(&answer), percentiles(&up)
 	r.DelayDriftMS = percentiles(&drift)
 	if n := drift.Count(); n > 0 {
 		r.DelayDriftMeanMS = ms(driftSum / time.Duration(n))

@@ -26,6 +26,8 @@ type whepViewer struct {
 	resource string
 
 	sentAt    atomic.Int64 // when the WHEP request went out, ns since run.base
+	answerAt  atomic.Int64 // when its answer was applied
+	upAt      atomic.Int64 // when the connection came up (ICE and DTLS done)
 	connected atomic.Bool
 	failed    atomic.Bool
 	settled   atomic.Bool // counted once in run.settle: started or failed
@@ -86,6 +88,7 @@ func (v *whepViewer) connect() (*webrtc.PeerConnection, error) {
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
+			v.upAt.Store(int64(time.Since(m.base)))
 			v.connected.Store(true)
 		case webrtc.PeerConnectionStateFailed:
 			if !v.failed.Swap(true) {
@@ -125,6 +128,9 @@ func (v *whepViewer) play(ctx context.Context, endpoint, token string) error {
 		v.pc = pc
 		v.resource, err = exchange(ctx, v.run.client, pc, endpoint, token, func() { v.sentAt.Store(int64(time.Since(v.run.base))) })
 		if !errors.Is(err, errNotLive) {
+			if err == nil {
+				v.answerAt.Store(int64(time.Since(v.run.base)))
+			}
 			return err
 		}
 		v.run.notLive.Add(1)

@@ -23,8 +23,9 @@ func addWHEPFlags(fs *flag.FlagSet, c *loadgen.Config, d loadgen.Config) {
 func printWHEP(w *loadgen.WHEPReport) {
 	fmt.Printf("whep %s: viewers %d, connected %d, started %d, failed %d %v, not-live retries %d\n",
 		w.URL, w.Viewers, w.Connected, w.Started, w.Failed, w.Failures, w.NotLiveRetries)
-	fmt.Printf("whep: packets %d, lost %d (%.3f%%), started off a keyframe %d; first keyframe p50/p99/max %.0f/%.0f/%.0f ms\n",
-		w.Packets, w.Lost, w.LossPct, w.StartedOffKeyframe, w.FirstKeyframeMS.P50, w.FirstKeyframeMS.P99, w.FirstKeyframeMS.Max)
+	fmt.Printf("whep: packets %d, lost %d (%.3f%%), started off a keyframe %d; first keyframe p50/p99/max %.0f/%.0f/%.0f ms (answer p50 %.0f ms, connected p50 %.0f ms)\n",
+		w.Packets, w.Lost, w.LossPct, w.StartedOffKeyframe, w.FirstKeyframeMS.P50, w.FirstKeyframeMS.P99, w.FirstKeyframeMS.Max,
+		w.AnswerMS.P50, w.ConnectMS.P50)
 	fmt.Printf("whep: delay drift start→end p50/p99/max %.1f/%.1f/%.1f ms (mean %.1f ms, %d viewers), growing delay %v\n",
 		w.DelayDriftMS.P50, w.DelayDriftMS.P99, w.DelayDriftMS.Max, w.DelayDriftMeanMS, w.DelayDriftMS.Count, w.GrowingDelay)
 	if p := w.Publisher; p != nil {
