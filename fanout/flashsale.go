@@ -136,9 +136,10 @@ type FlashSales struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // one per seller goroutine
 
-	mu     sync.Mutex // guards sales and closed
-	sales  map[string]*sale
-	closed bool
+	mu      sync.Mutex // guards the fields below
+	sales   map[string]*sale
+	loading map[string]chan struct{} // sales being read from LR_FLASH; closed when done
+	closed  bool
 }
 
 // NewFlashSales creates LR_ORDERS and LR_FLASH if needed (idempotent: every gateway
@@ -153,9 +154,13 @@ func NewFlashSales(ctx context.Context, cfg FlashConfig, nc *nats.Conn, reg prom
 	if err != nil {
 		return nil, err
 	}
-	f := &FlashSales{cfg: cfg, js: js, kv: kv, orders: orders, sales: map[string]*sale{}}
+	f := &FlashSales{cfg: cfg, js: js, kv: kv, orders: orders, sales: map[string]*sale{}, loading: map[string]chan struct{}{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.metrics = newFlashMetrics(reg)
+	if err := f.watchPools(); err != nil {
+		f.cancel()
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -244,19 +249,51 @@ func (f *FlashSales) Buy(ctx context.Context, p Press) (Answer, error) {
 }
 
 // sale returns the loaded sale for room and item, loading it (and starting its
-// seller) on first use.
+// seller) on first use. Concurrent first presses share one read of LR_FLASH.
 func (f *FlashSales) sale(ctx context.Context, room, item string) (*sale, error) {
 	key := saleKey(room, item)
+	for {
+		f.mu.Lock()
+		s, loading, closed := f.sales[key], f.loading[key], f.closed
+		if s == nil && loading == nil && !closed {
+			f.loading[key] = make(chan struct{})
+		}
+		f.mu.Unlock()
+		switch {
+		case closed:
+			return nil, ErrClosed
+		case s != nil:
+			return s, nil
+		case loading != nil:
+			select {
+			case <-loading:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return f.load(ctx, key)
+	}
+}
+
+// load reads a sale from LR_FLASH and starts it. The caller registered the load in
+// f.loading.
+func (f *FlashSales) load(ctx context.Context, key string) (*sale, error) {
+	rec, err := f.read(ctx, key)
 	f.mu.Lock()
-	s := f.sales[key]
-	closed := f.closed
-	f.mu.Unlock()
-	if closed {
+	defer f.mu.Unlock()
+	close(f.loading[key])
+	delete(f.loading, key)
+	if err != nil {
+		return nil, err
+	}
+	if f.closed {
 		return nil, ErrClosed
 	}
-	if s != nil {
-		return s, nil
-	}
+	return f.startLocked(key, rec), nil
+}
+
+func (f *FlashSales) read(ctx context.Context, key string) (*saleRecord, error) {
 	e, err := f.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrNoSale
@@ -264,26 +301,24 @@ func (f *FlashSales) sale(ctx context.Context, room, item string) (*sale, error)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: load sale: %w", err)
 	}
-	rec, err := decodeRecord(e)
-	if err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return nil, ErrClosed
-	}
+	return decodeRecord(e)
+}
+
+// startLocked returns the sale of key, starting it from rec (and its seller) if it is
+// not loaded. Caller holds f.mu and has checked f.closed.
+func (f *FlashSales) startLocked(key string, rec *saleRecord) *sale {
 	if s := f.sales[key]; s != nil {
-		return s, nil
+		return s
 	}
-	s = newSale(f, key, rec)
+	s := newSale(f, key, rec)
 	f.sales[key] = s
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		s.run()
 	}()
-	return s, nil
+	s.signal() // the seller starts following the sale's orders at once
+	return s
 }
 
 // Close stops every seller; presses waiting for one get ErrClosed. It waits for the

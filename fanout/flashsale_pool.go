@@ -29,6 +29,8 @@ type saleRecord struct {
 	Free   []int                `json:"free,omitempty"`
 	Sold   int                  `json:"sold"` // units known sold (stock left = Stock - Sold)
 	Leases map[string]saleLease `json:"leases,omitempty"`
+
+	rev uint64 // the KV revision this record was read at or written as; 0: unknown
 }
 
 // saleLease is a batch of units one gateway is selling right now.
@@ -51,6 +53,7 @@ func decodeRecord(e jetstream.KeyValueEntry) (*saleRecord, error) {
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, fmt.Errorf("fanout: sale record %s: %w", e.Key(), err)
 	}
+	r.rev = e.Revision()
 	return &r, nil
 }
 
@@ -170,12 +173,14 @@ func (f *FlashSales) reclaim(ctx context.Context, rec *saleRecord) (bool, error)
 	return changed, nil
 }
 
+// write stores rec if the key is still at revision rev, and sets rec.rev to the new
+// revision.
 func (f *FlashSales) write(ctx context.Context, key string, rec *saleRecord, rev uint64) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	_, err = f.kv.Update(ctx, key, data, rev)
+	rec.rev, err = f.kv.Update(ctx, key, data, rev)
 	return err
 }
 

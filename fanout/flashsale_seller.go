@@ -40,7 +40,8 @@ type sale struct {
 	startsAt time.Time
 	soldOut  bool // final: the pool is exhausted
 	unloaded bool // the seller stopped after SaleIdle; presses load the sale again
-	left     int  // units not known sold (stock - sold), as last read or written
+	left     int    // units not known sold (stock - sold), as last read or written
+	rev      uint64 // the revision of the record last observed
 	buyers   map[string]*buyer
 	queue    []*pending
 	serving  int // presses the seller took and has neither answered nor put back
@@ -90,6 +91,10 @@ func newSale(f *FlashSales, key string, rec *saleRecord) *sale {
 func (s *sale) observe(rec *saleRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rec.rev != 0 && rec.rev <= s.rev {
+		return // older than what the seller or the pool watch already saw
+	}
+	s.rev = max(s.rev, rec.rev)
 	if rec.Sale != s.id {
 		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
 		s.soldOut = false

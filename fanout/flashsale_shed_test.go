@@ -73,3 +73,51 @@ func TestFlashHerdBeyondStockIsShed(t *testing.T) {
 	}
 	checkOrders(t, saleOrders(t, f, info.ID), stock, 1, acked)
 }
+
+// A gateway follows every sale's pool: a sale opened elsewhere is loaded here before
+// any press (its seller and order watch are ready for the herd), and a sell-out on
+// another gateway is known here without a read, so the next press is answered from
+// memory.
+func TestFlashPoolWatchLoadsSaleAndSeesSellOut(t *testing.T) {
+	ns := embednats.Test(t)
+	a, _ := startFlash(t, ns, FlashConfig{})
+	b, _ := startFlash(t, ns, FlashConfig{})
+	openSale(t, a, Sale{Room: "r", Item: "i", Stock: 1, StartsAt: time.Now().Add(-time.Second), PerUserLimit: 1})
+	key := saleKey("r", "i")
+	loaded := func(check func(*sale) bool) func() bool {
+		return func() bool {
+			b.mu.Lock()
+			s := b.sales[key]
+			b.mu.Unlock()
+			if s == nil {
+				return false
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return check(s)
+		}
+	}
+	eventually(t, "B loads the sale A opened and follows its orders", loaded(func(s *sale) bool { return s.caughtUp }))
+	if w := buy(t, a, "r", "i", "u1", "c1"); w.Kind != Won {
+		t.Fatalf("press on A: %+v", w)
+	}
+	eventually(t, "B learns the sell-out from the pool watch", loaded(func(s *sale) bool { return s.soldOut }))
+	if lost := buy(t, b, "r", "i", "u2", "c2"); lost.Kind != SoldOut {
+		t.Fatalf("press on B after the sell-out: %+v", lost)
+	}
+	if n := promCounter(b.metrics.shed); n != 1 {
+		t.Fatalf("B shed %v presses, want 1: the press after the sell-out waited for the seller", n)
+	}
+}
+
+// eventually waits, up to 10 s, for cond to hold.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
