@@ -38,8 +38,8 @@ type sale struct {
 	id       string
 	limit    int
 	startsAt time.Time
-	soldOut  bool // final: the pool is exhausted
-	unloaded bool // the seller stopped after SaleIdle; presses load the sale again
+	soldOut  bool   // final: the pool is exhausted
+	unloaded bool   // the seller stopped after SaleIdle; presses load the sale again
 	left     int    // units not known sold (stock - sold), as last read or written
 	rev      uint64 // the revision of the record last observed
 	buyers   map[string]*buyer
