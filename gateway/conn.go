@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"io"
+	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,29 +14,31 @@ import (
 	"github.com/liveroom/liveroom/fanout"
 )
 
-// conn is one client connection: a reader goroutine (serve) and a writer goroutine
-// (writeLoop) that end together.
+// conn is one client connection: a reader goroutine (serve), and a writer goroutine
+// (writeLoop) that runs only while there is something to write (see queue). The
+// connection ends when both have: teardown, at the end of the reader, waits for the
+// writer that sends the close frame.
 type conn struct {
 	// set in newConn
 	g          *Gateway
 	ws         *websocket.Conn
+	out        *socketWriter // the socket under ws (socket.go)
 	ctx        context.Context
 	cancel     context.CancelFunc
 	q          *queue
 	closing    chan struct{} // closed once the connection is to end
-	writerDone chan struct{}
-	idle       *time.Timer
-	authExpiry *time.Timer
+	writerDone chan struct{} // closed by the writer that sent the close frame
+
+	// set in serve, before the reader runs
+	idle   *time.Timer // closes the connection when the client has sent nothing for IdleTimeout
+	pinger *time.Timer // asks the writer for a ping; the writer re-arms it
 
 	closeOnce   sync.Once
 	closeCode   websocket.StatusCode // set in closeOnce; read after closing is closed
 	closeReason string
 
-	// writeStart is the unix nano time the write in progress began, 0 between writes.
-	// Set by the writer, read by the watchdog.
-	writeStart atomic.Int64
-
 	// owned by the reader goroutine
+	authExpiry   *time.Timer
 	claims       *auth.Claims // nil until a join presented a token
 	you          fanout.User
 	rooms        map[string]struct{}
@@ -45,11 +47,12 @@ type conn struct {
 	policyErrors int
 }
 
-func newConn(g *Gateway, ws *websocket.Conn) *conn {
+func newConn(g *Gateway, ws *websocket.Conn, out *socketWriter) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{
+	return &conn{
 		g:          g,
 		ws:         ws,
+		out:        out,
 		ctx:        ctx,
 		cancel:     cancel,
 		q:          newQueue(g.cfg.QueueBytes),
@@ -57,8 +60,6 @@ func newConn(g *Gateway, ws *websocket.Conn) *conn {
 		writerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
 	}
-	c.idle = time.AfterFunc(g.cfg.IdleTimeout, func() { c.closeWith(CloseIdle, "idle") })
-	return c
 }
 
 // Deliver queues a room frame. It never blocks (fanout.Sink).
@@ -77,14 +78,28 @@ func (c *conn) Deliver(f *fanout.Frame) {
 	if res.overflow {
 		c.closeWith(CloseTooSlow, "too slow")
 	}
+	if res.start {
+		go c.writeLoop()
+	}
+}
+
+// pingDue runs on the pinger timer.
+func (c *conn) pingDue() {
+	if c.q.wantPing() {
+		go c.writeLoop()
+	}
 }
 
 // closeWith ends the connection with code. The first call wins; the writer sends the
-// close frame, which ends the reader too.
+// close frame (after what is queued, unless the viewer is too slow or gone), which
+// ends the reader too.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.closing)
+		if c.q.end(code != CloseTooSlow && code != closeGone) {
+			go c.writeLoop()
+		}
 	})
 }
 
@@ -97,7 +112,10 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 
 // serve runs the reader until the connection ends, then tears it down.
 func (c *conn) serve() {
-	go c.writeLoop()
+	c.idle = time.AfterFunc(c.g.cfg.IdleTimeout, func() { c.closeWith(CloseIdle, "idle") })
+	// Armed after the assignment, so that the writer, which re-arms it, sees it set.
+	c.pinger = time.AfterFunc(time.Duration(math.MaxInt64), c.pingDue)
+	c.pinger.Reset(c.jitteredPing())
 	err := c.readLoop()
 	if code := websocket.CloseStatus(err); code != -1 {
 		c.closeWith(code, "peer closed")
@@ -109,7 +127,10 @@ func (c *conn) serve() {
 
 func (c *conn) readLoop() error {
 	for {
-		typ, r, err := c.ws.Reader(c.ctx)
+		// No context: the read ends when the socket is closed (by the close
+		// handshake, CloseNow or teardown), which spares every read a context
+		// registration held while the viewer is idle.
+		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			return err
 		}
@@ -126,7 +147,7 @@ func (c *conn) readLoop() error {
 			c.closeWith(CloseTooBig, "frame too big")
 			return nil
 		}
-		c.handle(data)
+		c.handleAside(data)
 		select {
 		case <-c.closing:
 			return nil
@@ -135,7 +156,23 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// teardown leaves the rooms, waits for the writer, and closes the socket.
+// handleAside runs a command on a goroutine of its own and waits for it. The reader
+// spends its life parked in a read, which needs a small stack; a command (JSON, the
+// token check, a room join and its snapshot) needs several times more. Run on the
+// reader, that growth would stay with every idle viewer until a garbage collection
+// shrinks it; run aside, it goes away with the goroutine. Commands still run one at a
+// time, in order, owned by the reader while they run.
+func (c *conn) handleAside(data []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle(data)
+	}()
+	<-done
+}
+
+// teardown leaves the rooms, waits for the writer that sends the close frame (a
+// closeWith has started it), and closes the socket.
 func (c *conn) teardown() {
 	for room := range c.rooms {
 		c.g.hub.Leave(room, c)
@@ -146,6 +183,7 @@ func (c *conn) teardown() {
 		c.authExpiry.Stop()
 	}
 	<-c.writerDone
+	c.pinger.Stop() // no writer runs any more to re-arm it
 	c.cancel()
 	_ = c.ws.CloseNow()
 	c.g.metrics.disconnect(c.closeCode)

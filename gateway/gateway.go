@@ -95,7 +95,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gateway draining; connect to another", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
+	up := &upgrader{ResponseWriter: w} // small socket buffers (socket.go)
+	ws, err := websocket.Accept(up, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
 		g.metrics.refusedUpgrade.Inc()
 		return // Accept has written the HTTP error
@@ -103,7 +104,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Our own limit (MaxFrameBytes) is checked while reading, so that an oversized
 	// frame gets our close code; the library's limit is one byte above it.
 	ws.SetReadLimit(int64(g.cfg.MaxFrameBytes) + 1)
-	c := newConn(g, ws)
+	c := newConn(g, ws, up.out)
 	if !g.track(c) {
 		_ = ws.Close(CloseRestart, "draining")
 		return

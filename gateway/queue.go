@@ -6,17 +6,29 @@ import (
 	"github.com/liveroom/liveroom/fanout"
 )
 
-// queue is a connection's outbound queue, bounded in bytes. Rooms and the reader push
-// into it; the writer takes everything at once. It never blocks a pusher.
+// queue is a connection's outbound queue, bounded in bytes, and the record of whether
+// a writer goroutine is running for it. Rooms and the reader push into it; the writer
+// takes everything at once. It never blocks a pusher.
+//
+// There is at most one writer per connection, and only while there is work: a push,
+// a due ping or the end of the connection starts one (the caller runs `go
+// c.writeLoop()` when told to), and the writer exits once next finds nothing to do. An
+// idle viewer is therefore one goroutine, its reader.
 type queue struct {
-	notify chan struct{} // capacity 1: "there is something to take"
-	limit  int
+	limit int
 
 	mu     sync.Mutex // guards the fields below
 	items  []*fanout.Frame
 	spare  []*fanout.Frame // the writer's last batch, returned for reuse
 	bytes  int
-	closed bool
+	closed bool // torn down: pushes are no-ops
+
+	// writer state
+	running    bool // a writer goroutine is running; it alone writes to the socket
+	pingDue    bool // the ping timer fired; the writer sends a ping
+	ending     bool // the connection is to end: no more pushes, the writer sends the close frame
+	flushAtEnd bool // when ending, write what is queued before the close frame
+	ended      bool // the writer has taken the close job: no writer starts again
 }
 
 // pushResult says what a push did beyond queueing the frame.
@@ -25,16 +37,17 @@ type pushResult struct {
 	droppedNew bool // the pushed chat frame itself was dropped (only replies/state queued)
 	coalesced  bool // the pushed state frame replaced a queued older one
 	overflow   bool // a reply or state frame did not fit: the viewer is too slow
+	start      bool // the frame was queued and no writer was running: start one
 }
 
 func newQueue(limit int) *queue {
-	return &queue{notify: make(chan struct{}, 1), limit: limit}
+	return &queue{limit: limit}
 }
 
 func (q *queue) push(f *fanout.Frame) (res pushResult) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.closed || q.ending {
 		return res
 	}
 	if f.Class == fanout.ClassState && f.Key != "" {
@@ -66,11 +79,66 @@ func (q *queue) push(f *fanout.Frame) (res pushResult) {
 	}
 	q.items = append(q.items, f)
 	q.bytes += len(f.Data)
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
+	res.start = q.startLocked()
 	return res
+}
+
+// startLocked claims the writer role for a new goroutine if none is running.
+func (q *queue) startLocked() bool {
+	if q.running || q.ended {
+		return false
+	}
+	q.running = true
+	return true
+}
+
+// wantPing asks the writer for a ping. It reports whether the caller must start one.
+func (q *queue) wantPing() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ending {
+		return false
+	}
+	q.pingDue = true
+	return q.startLocked()
+}
+
+// end asks the writer to close the connection, after writing what is queued if flush
+// is set. Later pushes are dropped. It reports whether the caller must start a writer.
+func (q *queue) end(flush bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ending, q.flushAtEnd = true, flush
+	return q.startLocked()
+}
+
+// job is what the writer does next.
+type job int
+
+const (
+	jobNone  job = iota // nothing to do: the writer exits
+	jobFlush            // write the frames next returned
+	jobPing             // send a ping
+	jobClose            // send the close frame; the writer is the last one
+)
+
+// next hands the writer its next job. On jobNone the writer role is released and the
+// goroutine must exit; on jobClose it is never given again.
+func (q *queue) next() (job, []*fanout.Frame) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.ending && (!q.flushAtEnd || len(q.items) == 0):
+		q.ended = true
+		return jobClose, nil
+	case len(q.items) > 0:
+		return jobFlush, q.takeLocked()
+	case q.pingDue:
+		q.pingDue = false
+		return jobPing, nil
+	}
+	q.running = false
+	return jobNone, nil
 }
 
 func (q *queue) oldestStream() int {
@@ -87,6 +155,10 @@ func (q *queue) oldestStream() int {
 func (q *queue) take() []*fanout.Frame {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.takeLocked()
+}
+
+func (q *queue) takeLocked() []*fanout.Frame {
 	items := q.items
 	q.items, q.spare = q.spare[:0], nil
 	q.bytes = 0

@@ -6,47 +6,56 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/liveroom/liveroom/fanout"
 )
 
-// writeLoop drains the queue to the socket. It is the only goroutine that writes data
-// frames; it also sends pings and, when the connection is closing, the close frame.
+// writeLoop is a connection's writer: the only goroutine that writes data frames,
+// pings and the close frame. It is started on demand (a push to an empty queue, a due
+// ping, the end of the connection; see queue) and exits as soon as the queue has
+// nothing more for it, so an idle viewer has no writer. At most one runs at a time.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTimer(c.jitteredPing())
-	defer ping.Stop()
 	for {
-		select {
-		case <-c.closing:
-			c.sendClose()
+		j, items := c.q.next()
+		switch j {
+		case jobNone:
 			return
-		case <-c.q.notify:
-			if !c.flush() {
-				return
+		case jobClose:
+			c.sendClose()
+			close(c.writerDone)
+			return
+		case jobFlush:
+			c.flush(items)
+		case jobPing:
+			if c.ping() {
+				c.pinger.Reset(c.jitteredPing())
 			}
-		case <-ping.C:
-			if !c.ping() {
-				return
-			}
-			ping.Reset(c.jitteredPing())
 		}
 	}
 }
 
-// flush writes everything queued. It returns false when the connection is over.
-func (c *conn) flush() bool {
-	items := c.q.take()
+// flush writes a batch of frames with one socket write (socketWriter) and hands the
+// slice back to the queue. A failed write closes the connection.
+func (c *conn) flush(items []*fanout.Frame) {
 	defer c.q.giveBack(items)
+	c.out.begin()
+	var err error
+	for _, f := range items {
+		// No per-write context: a socket write that does not finish is ended by the
+		// watchdog (CloseNow), which spares every write a context registration.
+		if err = c.ws.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
+			break
+		}
+	}
+	if endErr := c.out.end(); err == nil {
+		err = endErr
+	}
+	if err != nil {
+		c.closeNow(closeGone, "")
+		return
+	}
 	m := c.g.metrics
 	for _, f := range items {
-		c.writeStart.Store(time.Now().UnixNano())
-		// No per-write context: a write that does not finish is ended by the watchdog
-		// (CloseNow), which spares every write a context registration.
-		err := c.ws.Write(context.Background(), websocket.MessageText, f.Data)
-		c.writeStart.Store(0)
-		if err != nil {
-			c.closeNow(closeGone, "")
-			return false
-		}
 		m.framesOut.Inc()
 		m.bytesOut.Add(float64(len(f.Data)))
 		if f.Events > 0 {
@@ -56,16 +65,14 @@ func (c *conn) flush() bool {
 			m.deliverLag.Observe(time.Since(f.Received).Seconds())
 		}
 	}
-	return true
 }
 
+// ping sends a ping and waits up to WriteTimeout for its pong. It reports whether the
+// pong came; if not, the connection is closed.
 func (c *conn) ping() bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.WriteTimeout)
 	defer cancel()
-	c.writeStart.Store(time.Now().UnixNano())
-	err := c.ws.Ping(ctx)
-	c.writeStart.Store(0)
-	if err != nil {
+	if err := c.ws.Ping(ctx); err != nil {
 		c.closeNow(CloseIdle, "no pong")
 		return false
 	}
@@ -77,9 +84,7 @@ func (c *conn) sendClose() {
 		_ = c.ws.CloseNow()
 		return
 	}
-	c.writeStart.Store(time.Now().UnixNano())
 	_ = c.ws.Close(c.closeCode, c.closeReason)
-	c.writeStart.Store(0)
 }
 
 // jitteredPing spreads pings over ±1/6 of the interval so that connections accepted
