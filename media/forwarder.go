@@ -43,6 +43,7 @@ type forwarder struct {
 	maxSeq  uint16 // newest sequence number seen
 	lastTS  uint32 // its timestamp
 	haveSeq bool
+	begun   bool // lastTS's frame has had a packet a viewer cannot do without
 }
 
 func newForwarder(codec webrtc.RTPCodecParameters, media webrtc.RTPCodecType, src packetSource, cfg Config, m *metrics, requestKeyframe func()) *forwarder {
@@ -106,11 +107,17 @@ func (f *forwarder) forward(b []byte) {
 	}
 	pkt := f.ring.put(h, b)
 	payload := pkt[h.hdrLen:]
-	// A viewer may start only at the first packet of a new frame: never at a late or
+	// A viewer may start only at the first packet of a new frame, or after leading
+	// packets of it that it can do without (H.264 AUD/SEI): never at a late or
 	// retransmitted packet (its frame has been sent already).
 	keyStart := false
 	if !f.haveSeq || int16(h.seq-f.maxSeq) > 0 {
-		keyStart = (!f.haveSeq || h.ts != f.lastTS) && isKeyframeStart(f.kind, payloadOf(h, pkt))
+		pl := payloadOf(h, pkt)
+		if !f.haveSeq || h.ts != f.lastTS {
+			f.begun = false
+		}
+		keyStart = !f.begun && isKeyframeStart(f.kind, pl)
+		f.begun = f.begun || !skippableAtFrameStart(f.kind, pl)
 		f.maxSeq, f.lastTS, f.haveSeq = h.seq, h.ts, true
 	}
 

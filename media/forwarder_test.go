@@ -91,6 +91,30 @@ func TestForwarderRewrite(t *testing.T) {
 	}
 }
 
+// TestForwarderStartsAfterAUD: a frame that begins with an access unit delimiter in a
+// packet of its own (x264's default, as GStreamer's rtph264pay sends it) is a start
+// at its SPS; a delta frame led by an AUD is not.
+func TestForwarderStartsAfterAUD(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, PayloadType: 102}
+	f := newForwarder(codec, webrtc.RTPCodecTypeVideo, nil, Config{}.withDefaults(), m, nil)
+	defer f.close()
+	_, rec := armedTrack(t, f, 1)
+	f.forward(testPacket(1, 1000, 0x09, 0x30)) // AUD
+	f.forward(testPacket(2, 1000, 0x41, 0x9a)) // delta slice: not a start
+	f.forward(testPacket(3, 4000, 0x09, 0x10)) // AUD
+	f.forward(testPacket(4, 4000, 0x06, 0x05)) // SEI
+	f.forward(testPacket(5, 4000, 0x67, 0x42)) // SPS: the start
+	f.forward(testPacket(6, 4000, 0x68, 0xce)) // PPS
+	f.forward(testPacket(7, 4000, 0x65, 0x88)) // IDR
+	if len(rec.pkts) != 3 || rec.pkts[0].Payload[0] != 0x67 {
+		t.Fatalf("viewer got %d packets starting with %x, want 3 from the SPS", len(rec.pkts), rec.pkts[0].Payload)
+	}
+}
+
 // discard is a TrackLocalWriter that drops everything.
 type discard struct{}
 

@@ -20,8 +20,9 @@ const (
 // isKeyframeStart reports whether an RTP payload begins a keyframe: for H.264 a
 // packet carrying an SPS or an IDR slice start (single NAL, STAP-A, or the first
 // FU-A fragment), for VP8 the first partition of a frame whose P bit is 0. The
-// forwarder only starts a viewer at the first packet of a frame, so SPS/PPS that
-// precede an IDR in their own packets are sent too.
+// forwarder only starts a viewer at the first packet of a frame (after its
+// skippableAtFrameStart packets, if any), so SPS/PPS that precede an IDR in their own
+// packets are sent too.
 func isKeyframeStart(kind codecKind, p []byte) bool {
 	switch kind {
 	case codecH264:
@@ -36,10 +37,36 @@ func isKeyframeStart(kind codecKind, p []byte) bool {
 // H.264 NAL unit types (RFC 6184).
 const (
 	naluIDR  = 5
+	naluSEI  = 6
 	naluSPS  = 7
+	naluAUD  = 9
 	naluSTAP = 24
 	naluFUA  = 28
 )
+
+// skippableAtFrameStart reports whether a packet holds only NAL units that a viewer
+// may miss when it starts at a later packet of the same frame: H.264 access unit
+// delimiters and SEI. x264 begins every access unit with an AUD by default, and
+// GStreamer's rtph264pay sends it in a packet of its own, ahead of the SPS.
+func skippableAtFrameStart(kind codecKind, p []byte) bool {
+	if kind != codecH264 || len(p) < 1 {
+		return false
+	}
+	skippable := func(t byte) bool { return t == naluAUD || t == naluSEI }
+	if t := p[0] & 0x1f; t != naluSTAP {
+		return skippable(t)
+	}
+	n := 0
+	for i := 1; i+2 < len(p); n++ {
+		size := int(p[i])<<8 | int(p[i+1])
+		i += 2
+		if size == 0 || i+size > len(p) || !skippable(p[i]&0x1f) {
+			return false
+		}
+		i += size
+	}
+	return n > 0
+}
 
 func h264Keyframe(p []byte) bool {
 	if len(p) < 1 {

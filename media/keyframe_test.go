@@ -38,6 +38,28 @@ func TestKeyframeStart(t *testing.T) {
 	}
 }
 
+func TestSkippableAtFrameStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kind codecKind
+		p    []byte
+		want bool
+	}{
+		{"h264 AUD", codecH264, []byte{0x09, 0x30}, true},
+		{"h264 SEI", codecH264, []byte{0x06, 0x05}, true},
+		{"h264 STAP-A AUD+SEI", codecH264, []byte{0x78, 0, 2, 0x09, 0x30, 0, 2, 0x06, 0x05}, true},
+		{"h264 STAP-A AUD+SPS", codecH264, []byte{0x78, 0, 2, 0x09, 0x30, 0, 2, 0x67, 0x42}, false},
+		{"h264 STAP-A empty", codecH264, []byte{0x78}, false},
+		{"h264 SPS", codecH264, []byte{0x67, 0x42}, false},
+		{"h264 non-IDR", codecH264, []byte{0x41, 0x9a}, false},
+		{"vp8", codecVP8, []byte{0x09, 0x30}, false},
+	} {
+		if got := skippableAtFrameStart(tc.kind, tc.p); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestKeyframeRequesterMerges: requests inside the interval become one request at
 // its end.
 func TestKeyframeRequesterMerges(t *testing.T) {

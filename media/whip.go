@@ -184,10 +184,24 @@ func (b *broadcast) goLive() {
 func (b *broadcast) tracksInfo() []TrackInfo {
 	out := make([]TrackInfo, 0, len(b.tracks))
 	for _, f := range b.tracks {
-		codec := strings.TrimPrefix(strings.TrimPrefix(f.codec.MimeType, "video/"), "audio/")
-		out = append(out, TrackInfo{Kind: f.media.String(), Codec: codec})
+		out = append(out, TrackInfo{Kind: f.media.String(), Codec: codecName(f.codec.MimeType)})
 	}
 	return out
+}
+
+// codecName is TrackInfo.Codec for a MIME type, spelt the same whatever the
+// publisher's SDP said (GStreamer's is "OPUS", a browser's "opus").
+func codecName(mimeType string) string {
+	switch {
+	case strings.EqualFold(mimeType, webrtc.MimeTypeH264):
+		return "H264"
+	case strings.EqualFold(mimeType, webrtc.MimeTypeVP8):
+		return "VP8"
+	case strings.EqualFold(mimeType, webrtc.MimeTypeOpus):
+		return "opus"
+	}
+	_, sub, _ := strings.Cut(mimeType, "/")
+	return sub
 }
 
 // publishStatus announces the room live with its current tracks.
