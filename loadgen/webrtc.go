@@ -13,6 +13,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -78,6 +80,11 @@ func clientAPI(local, publisher bool) (*webrtc.API, error) {
 		}
 	}
 	var se webrtc.SettingEngine
+	std, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	se.SetNet(bufferedNet{std})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if local {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -87,6 +94,23 @@ func clientAPI(local, publisher bool) (*webrtc.API, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// socketReadBuffer is each peer's UDP receive buffer: about 4 s of a 1.8 Mbit/s
+// stream, so that a load generator starved of CPU for a moment (it shares the
+// machine with the server) does not drop packets in its own sockets and report them
+// as the server's loss. The kernel caps it at net.core.rmem_max.
+const socketReadBuffer = 1 << 20
+
+// bufferedNet is the standard network with socketReadBuffer on every UDP socket.
+type bufferedNet struct{ *stdnet.Net }
+
+func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if b, ok := c.(interface{ SetReadBuffer(int) error }); ok && err == nil {
+		_ = b.SetReadBuffer(socketReadBuffer)
+	}
+	return c, err
 }
 
 // errNotLive is a WHEP 404: the room has no publisher (yet).
