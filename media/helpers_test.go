@@ -33,7 +33,8 @@ import (
 
 const testSecret = "media-test-secret"
 
-// testEnv is a media server on loopback with an embedded NATS, served over httptest.
+// testEnv is a media server on loopback (its ICE on 127.0.0.1 unless cfg says
+// otherwise) with an embedded NATS, served over httptest.
 type testEnv struct {
 	srv *Server
 	web *httptest.Server
@@ -50,7 +51,9 @@ func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	}
 	t.Cleanup(nc.Close)
 	cfg.Secret = []byte(testSecret)
-	cfg.ICEAddresses = []string{"127.0.0.1"}
+	if cfg.ICEAddresses == nil {
+		cfg.ICEAddresses = []string{"127.0.0.1"}
+	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	srv, err := New(cfg, nc, reg)

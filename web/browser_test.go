@@ -4,19 +4,16 @@ package web_test
 // gateway (embedded NATS) and the real media server, in process.
 //
 // Chromium leaves loopback out of its ICE candidates, and the machine's real interface
-// must never be a target, so the test makes a network namespace with only lo and a veth
-// pair on private addresses (10.203.0.1/24, 10.203.0.2/24) that route nowhere else, and
-// re-executes its own binary inside it (LIVEROOM_BROWSER_CHILD=1). The child runs the
-// servers and the browser; the parent only sets up and removes the namespace.
+// must never be a target, so the test runs itself again inside a network namespace with
+// only lo and a veth pair on private addresses that route nowhere else
+// (internal/netnstest). The child runs the servers and the browser; the parent only
+// sets up and removes the namespace.
 //
 // It lives in package web_test so that it can import gateway and media (which the web
 // package itself must not depend on) without an import cycle.
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,9 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,19 +32,19 @@ import (
 	"github.com/liveroom/liveroom/auth"
 	"github.com/liveroom/liveroom/gateway"
 	"github.com/liveroom/liveroom/internal/embednats"
+	"github.com/liveroom/liveroom/internal/netnstest"
 	"github.com/liveroom/liveroom/media"
 	"github.com/liveroom/liveroom/web"
 )
 
 const (
-	childEnv      = "LIVEROOM_BROWSER_CHILD" // set in the re-executed child
-	browserEnv    = "LIVEROOM_BROWSER"       // the browser binary, found by the parent
+	browserEnv    = "LIVEROOM_BROWSER" // the browser binary, found by the parent
 	requireEnv    = "LIVEROOM_REQUIRE_BROWSER"
 	screenshotEnv = "LIVEROOM_SCREENSHOTS" // a folder: save a screenshot of each page there
 )
 
 func TestBrowser(t *testing.T) {
-	if os.Getenv(childEnv) != "" {
+	if netnstest.InChild(t) {
 		runBrowser(t)
 		return
 	}
@@ -66,46 +61,10 @@ func TestBrowser(t *testing.T) {
 	if browser == "" {
 		skip("browser test skipped: no chromium installed (apt-get install chromium iproute2)")
 	}
-	if os.Geteuid() != 0 {
-		skip("browser test skipped: needs root to create a network namespace (ip netns)")
+	if why := netnstest.Unavailable(); why != "" {
+		skip("browser test skipped: %s", why)
 	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		skip("browser test skipped: no ip command (apt-get install iproute2)")
-	}
-	ns := newNetns(t, ip)
-
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ip, "netns", "exec", ns, exe,
-		"-test.run", "^TestBrowser$", "-test.v", "-test.count=1", "-test.timeout=3m")
-	cmd.Env = append(os.Environ(), childEnv+"=1", browserEnv+"="+browser)
-	// The child and the Chromium it starts share a process group: on timeout or at the
-	// end, kill the group so that no browser outlives the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		t.Log("child: " + sc.Text())
-	}
-	err = cmd.Wait()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // strays, if any; the group is ours
-	if err != nil {
-		t.Fatalf("browser test in namespace %s failed: %v", ns, err)
-	}
+	netnstest.Run(t, 3*time.Minute, browserEnv+"="+browser)
 }
 
 // findBrowser returns the path of an installed Chromium, or "".
@@ -119,35 +78,6 @@ func findBrowser() string {
 		}
 	}
 	return ""
-}
-
-// newNetns creates a network namespace with lo up and a veth pair whose two ends are
-// both inside it, on 10.203.0.1/24 and 10.203.0.2/24: the browser gets a non-loopback
-// host candidate, and nothing is routed outside the namespace. Removed at cleanup.
-func newNetns(t *testing.T, ip string) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "lrtest-" + hex.EncodeToString(b)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", ns)
-	t.Cleanup(func() {
-		if out, err := exec.Command(ip, "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("removing namespace %s: %v\n%s", ns, err, out)
-		}
-	})
-	run("-n", ns, "link", "set", "lo", "up")
-	run("-n", ns, "link", "add", "lr0", "type", "veth", "peer", "name", "lr1")
-	run("-n", ns, "addr", "add", "10.203.0.1/24", "dev", "lr0")
-	run("-n", ns, "addr", "add", "10.203.0.2/24", "dev", "lr1")
-	run("-n", ns, "link", "set", "lr0", "up")
-	run("-n", ns, "link", "set", "lr1", "up")
-	return ns
 }
 
 // stack is everything the pages talk to, in this process: one gateway (and media
