@@ -79,9 +79,9 @@ func TestGStreamerWHIP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, python, gstClient, "--check", "-V", gstVideo, "-A", gstAudio).CombinedOutput(); err != nil {
-		skip("GStreamer WHIP test skipped: %s: %v (apt-get install python3-gi gir1.2-gst-plugins-bad-1.0 "+
+		skip("GStreamer WHIP test skipped: %v %s (apt-get install python3-gi gir1.2-gst-plugins-bad-1.0 "+
 			"gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice iproute2)",
-			bytes.TrimSpace(out), err)
+			err, bytes.TrimSpace(out))
 	}
 	if why := netnstest.Unavailable(); why != "" {
 		skip("GStreamer WHIP test skipped: %s", why)
