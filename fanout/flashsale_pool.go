@@ -64,22 +64,47 @@ type leaseResult struct {
 	units []int
 }
 
-// lease takes up to n units for this gateway, reclaiming expired leases of other
-// gateways on the way. It retries on a conflicting write.
-func (f *FlashSales) lease(ctx context.Context, key string, n int) (leaseResult, error) {
+// settlement is what a seller's round hands back to the pool: how many of the
+// lease's units it sold, and the units to put back.
+type settlement struct {
+	id     string
+	sold   int
+	unused []int
+}
+
+// relet ends the seller's previous lease (prev, may be nil) and takes up to n new
+// units (n may be 0: settle only), in one compare-and-swap, reclaiming expired leases
+// of other gateways on the way. It starts from known, the freshest record this
+// gateway has (from its own writes and the pool watch), and reads the record only
+// when the write conflicts, or to confirm that there is nothing to do. Ending a
+// lease is idempotent: a lease that is gone (reclaimed, or ended by a write whose
+// answer was lost) is not accounted twice.
+func (f *FlashSales) relet(ctx context.Context, key string, known *saleRecord, prev *settlement, n int) (leaseResult, error) {
 	n = min(n, f.cfg.MaxLease)
+	rec, fresh := known, false
 	for {
-		e, err := f.kv.Get(ctx, key)
-		if err != nil {
-			return leaseResult{}, err
+		if rec == nil {
+			e, err := f.kv.Get(ctx, key)
+			if err != nil {
+				return leaseResult{}, err
+			}
+			if rec, err = decodeRecord(e); err != nil {
+				return leaseResult{}, err
+			}
+			fresh = true
 		}
-		rec, err := decodeRecord(e)
-		if err != nil {
-			return leaseResult{}, err
-		}
+		rec = rec.clone()
 		changed, err := f.reclaim(ctx, rec)
 		if err != nil {
 			return leaseResult{}, err
+		}
+		if prev != nil {
+			if _, ok := rec.Leases[prev.id]; ok {
+				delete(rec.Leases, prev.id)
+				rec.Sold += prev.sold
+				rec.Free = append(rec.Free, prev.unused...)
+				changed = true
+			}
 		}
 		var units []int
 		for len(units) < n && len(rec.Free) > 0 {
@@ -100,11 +125,16 @@ func (f *FlashSales) lease(ctx context.Context, key string, n int) (leaseResult,
 			changed = true
 		}
 		if !changed {
+			if !fresh {
+				rec = nil // nothing to do on what we knew: make sure on what is stored
+				continue
+			}
 			return res, nil
 		}
-		if err := f.write(ctx, key, rec, e.Revision()); err != nil {
+		if err := f.write(ctx, key, rec, rec.rev); err != nil {
 			if isWrongLastSeq(err) {
 				f.metrics.casConflicts.Inc()
+				rec = nil
 				continue
 			}
 			return leaseResult{}, err
@@ -113,34 +143,18 @@ func (f *FlashSales) lease(ctx context.Context, key string, n int) (leaseResult,
 	}
 }
 
-// settle ends a lease: units sold are counted, units not sold go back to Free. If the
-// lease was reclaimed meanwhile (this gateway was too slow), the reclaimer already
-// accounted for its units and settle changes nothing.
-func (f *FlashSales) settle(ctx context.Context, key, id string, sold int, unused []int) (*saleRecord, error) {
-	for {
-		e, err := f.kv.Get(ctx, key)
-		if err != nil {
-			return nil, err
+// clone copies what relet changes: Free and Leases (a lease's units are never
+// changed in place).
+func (r *saleRecord) clone() *saleRecord {
+	c := *r
+	c.Free = append([]int(nil), r.Free...)
+	if r.Leases != nil {
+		c.Leases = make(map[string]saleLease, len(r.Leases))
+		for id, l := range r.Leases {
+			c.Leases[id] = l
 		}
-		rec, err := decodeRecord(e)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := rec.Leases[id]; !ok {
-			return rec, nil
-		}
-		delete(rec.Leases, id)
-		rec.Sold += sold
-		rec.Free = append(rec.Free, unused...)
-		if err := f.write(ctx, key, rec, e.Revision()); err != nil {
-			if isWrongLastSeq(err) {
-				f.metrics.casConflicts.Inc()
-				continue
-			}
-			return nil, err
-		}
-		return rec, nil
 	}
+	return &c
 }
 
 // reclaim moves the units of expired leases (a dead or stuck gateway's) back: each

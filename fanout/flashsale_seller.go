@@ -33,6 +33,7 @@ type sale struct {
 	// owned by the seller goroutine
 	watch     jetstream.ConsumeContext // follows the sale's orders (flashsale_winners.go)
 	watchedID string                   // the sale id watch follows
+	owed      *settlement              // the last round's lease, ended by the next write
 
 	mu       sync.Mutex // guards the fields below
 	id       string
@@ -40,8 +41,8 @@ type sale struct {
 	startsAt time.Time
 	soldOut  bool   // final: the pool is exhausted
 	unloaded bool   // the seller stopped after SaleIdle; presses load the sale again
-	left     int    // units not known sold (stock - sold), as last read or written
-	rev      uint64 // the revision of the record last observed
+	left     int         // units not known sold (stock - sold), as last read or written
+	rec      *saleRecord // the newest record observed (never changed in place)
 	buyers   map[string]*buyer
 	queue    []*pending
 	serving  int // presses the seller took and has neither answered nor put back
@@ -91,10 +92,10 @@ func newSale(f *FlashSales, key string, rec *saleRecord) *sale {
 func (s *sale) observe(rec *saleRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rec.rev != 0 && rec.rev <= s.rev {
+	if s.rec != nil && rec.rev != 0 && rec.rev <= s.rec.rev {
 		return // older than what the seller or the pool watch already saw
 	}
-	s.rev = max(s.rev, rec.rev)
+	s.rec = rec
 	if rec.Sale != s.id {
 		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
 		s.soldOut = false
@@ -252,6 +253,7 @@ func (s *sale) run() {
 			for _, w := range s.take(0) {
 				s.finish(w, Answer{}, ErrClosed)
 			}
+			s.settleOwed(context.Background())
 			return
 		case <-idle.C:
 			if s.unload() {
@@ -273,8 +275,34 @@ func (s *sale) run() {
 		}
 		if ctx.Err() == nil && s.queued() {
 			s.signal()
+			continue
 		}
+		s.settleOwed(ctx)
 	}
+}
+
+// settleOwed ends the last round's lease when no round follows to do it.
+func (s *sale) settleOwed(ctx context.Context) {
+	if s.owed == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.f.cfg.PublishTimeout)
+	defer cancel()
+	lr, err := s.f.relet(ctx, s.key, s.known(), s.owed, 0)
+	if err != nil {
+		// The lease expires and another gateway takes its units back.
+		s.f.metrics.settleErrors.Inc()
+		return
+	}
+	s.owed = nil
+	s.observe(lr.rec)
+}
+
+// known is the newest record observed.
+func (s *sale) known() *saleRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
 }
 
 // unload forgets the sale on this gateway if nothing is queued or being served.
@@ -329,17 +357,19 @@ func (s *sale) requeue(ws []*pending) {
 	s.mu.Unlock()
 }
 
-// serve leases units for a batch, publishes one order per unit, and settles the lease.
+// serve leases units for a batch (ending the previous round's lease in the same
+// write) and publishes one order per unit.
 func (s *sale) serve(ctx context.Context, batch []*pending) {
 	opCtx, cancel := context.WithTimeout(ctx, s.f.cfg.PublishTimeout)
 	defer cancel()
-	lr, err := s.f.lease(opCtx, s.key, len(batch))
+	lr, err := s.f.relet(opCtx, s.key, s.known(), s.owed, len(batch))
 	if err != nil {
 		for _, w := range batch {
 			s.finish(w, Answer{}, err)
 		}
 		return
 	}
+	s.owed = nil
 	s.observe(lr.rec)
 	if len(lr.units) == 0 {
 		s.noUnits(ctx, lr.rec, batch)
@@ -349,14 +379,9 @@ func (s *sale) serve(ctx context.Context, batch []*pending) {
 	s.requeue(batch[n:])
 	out := s.publish(opCtx, lr.rec, batch[:n], lr.units[:n])
 	s.requeue(out.retry)
-	unused := append(out.unused, lr.units[n:]...)
-	rec, err := s.f.settle(opCtx, s.key, lr.id, out.sold, unused)
-	if err != nil {
-		// The lease expires and another gateway takes its units back.
-		s.f.metrics.settleErrors.Inc()
-		return
-	}
-	s.observe(rec)
+	// The next round's lease write (or settleOwed, when the queue is empty) ends
+	// this lease: one write per round instead of two.
+	s.owed = &settlement{id: lr.id, sold: out.sold, unused: append(out.unused, lr.units[n:]...)}
 }
 
 // noUnits handles a batch for which the pool had nothing. If the pool is exhausted,
