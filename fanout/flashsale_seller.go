@@ -39,8 +39,8 @@ type sale struct {
 	id       string
 	limit    int
 	startsAt time.Time
-	soldOut  bool   // final: the pool is exhausted
-	unloaded bool   // the seller stopped after SaleIdle; presses load the sale again
+	soldOut  bool        // final: the pool is exhausted
+	unloaded bool        // the seller stopped after SaleIdle; presses load the sale again
 	left     int         // units not known sold (stock - sold), as last read or written
 	rec      *saleRecord // the newest record observed (never changed in place)
 	buyers   map[string]*buyer
