@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/liveroom/liveroom/fanout"
 	"github.com/liveroom/liveroom/gateway"
 )
 
@@ -34,6 +35,7 @@ type gatewayFlags struct {
 	apiKey, gatewayID                        string        // room state (issue 3)
 	cheerRate                                float64       // room state
 	cheerInterval                            time.Duration // room state
+	flash                                    fanout.FlashConfig
 }
 
 func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
@@ -52,6 +54,11 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.StringVar(&f.gatewayID, "gateway-id", "", "this gateway's id in viewer reports and cheer batches (one NATS subject token, unique); empty: random")
 	fs.Float64Var(&f.cheerRate, "cheer-rate", 20, "cheer taps per second credited per user and connection")
 	fs.DurationVar(&f.cheerInterval, "cheer-interval", 200*time.Millisecond, "how often a gateway stores each room's cheers (one atomic batch per room)")
+	fs.IntVar(&f.flash.MaxLease, "flash-max-lease", 16, "flash sale: most units one gateway takes from a sale's pool per round")
+	fs.DurationVar(&f.flash.LeaseTTL, "flash-lease-ttl", 5*time.Second, "flash sale: how long a lease may stay out before other gateways take its units back (a dead gateway's)")
+	fs.DurationVar(&f.flash.SoldOutWait, "flash-sold-out-wait", time.Second, "flash sale: how long a press may wait for units out on other gateways' leases before it is answered sold_out")
+	fs.Float64Var(&f.flash.PressRate, "flash-press-rate", 2, "flash sale: new presses per second per user and sale (token bucket refill; a retried cid is free)")
+	fs.IntVar(&f.flash.PressBurst, "flash-press-burst", 5, "flash sale: the press token bucket's size")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; keep off in production)")
 	return f
 }
@@ -68,6 +75,7 @@ func (f *gatewayFlags) config() gateway.Config {
 		DrainPeriod:    f.drain,
 		APIKey:         f.apiKey,
 		CheerRate:      f.cheerRate,
+		Flash:          f.flash,
 	}
 	if f.origins != "" {
 		cfg.AllowedOrigins = strings.Split(f.origins, ",")
