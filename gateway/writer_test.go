@@ -209,3 +209,54 @@ func TestWatchdogEndsStuckWriter(t *testing.T) {
 		}
 	})
 }
+
+// The queue hands the writer role to one goroutine at a time, for as long as there is
+// work, and never again once the close frame is taken.
+func TestQueueWriterHandOff(t *testing.T) {
+	f := func(s string) *fanout.Frame { return &fanout.Frame{Data: []byte(s), Class: fanout.ClassStream} }
+	q := newQueue(1 << 10)
+	if !q.push(f("a")).start {
+		t.Fatal("first push did not start a writer")
+	}
+	if q.push(f("b")).start || q.wantPing() {
+		t.Fatal("a second writer was started while one runs")
+	}
+	if j, items := q.next(); j != jobFlush || len(items) != 2 {
+		t.Fatalf("next = %v with %d frames, want a flush of 2", j, len(items))
+	}
+	if j, _ := q.next(); j != jobPing {
+		t.Fatalf("next = %v, want the ping", j)
+	}
+	if j, _ := q.next(); j != jobNone {
+		t.Fatalf("next = %v, want none: the writer exits", j)
+	}
+	if !q.wantPing() {
+		t.Fatal("a due ping on an idle queue did not start a writer")
+	}
+	q.next() // the ping
+	q.next() // none
+	q.push(f("c"))
+	if q.end(true) {
+		t.Fatal("end started a second writer")
+	}
+	if q.push(f("d")).start {
+		t.Fatal("a push after end started a writer")
+	}
+	if j, items := q.next(); j != jobFlush || len(items) != 1 {
+		t.Fatalf("next = %v with %d frames, want the frame queued before end", j, len(items))
+	}
+	if j, _ := q.next(); j != jobClose {
+		t.Fatalf("next = %v, want the close", j)
+	}
+	if q.push(f("e")).start || q.wantPing() || q.end(false) {
+		t.Fatal("a writer was started after the close")
+	}
+
+	// Too slow or gone: the close goes first, what is queued is dropped.
+	q = newQueue(1 << 10)
+	q.push(f("a"))
+	q.end(false)
+	if j, _ := q.next(); j != jobClose {
+		t.Fatalf("next = %v, want the close before the queued frame", j)
+	}
+}
