@@ -26,6 +26,10 @@ type Config struct {
 	// AllowRemote permits targets whose host is not a loopback address. Off by default
 	// so that a typo cannot aim a load test at someone else's machine.
 	AllowRemote bool `json:"allow_remote,omitempty"`
+	// NATS is the deployment's NATS URL, optional: after a run with flash sales the
+	// load generator reads the order stream (LR_ORDERS) and checks that every win it
+	// was answered is stored there once. Loopback only unless AllowRemote.
+	NATS string `json:"nats,omitempty"`
 	// Room is the room every viewer joins. Default "seed".
 	Room string `json:"room"`
 	// Secret signs the tokens the viewers and the host join with. Required.
@@ -352,6 +356,9 @@ func (c *Config) validate() error {
 		if err := checkTarget(t, c.AllowRemote); err != nil {
 			return err
 		}
+	}
+	if c.NATS != "" {
+		return checkOrdersURL(c.NATS, c.AllowRemote)
 	}
 	return nil
 }

@@ -134,7 +134,7 @@ func (v *viewer) buyReply(cid string, res *replyResult, rerr *replyError, now ti
 		if st.won > 1 {
 			e.stats.multiWins.Add(1)
 		}
-		e.stats.addWon(p.item)
+		e.stats.addWon(p.item, res.OrderID)
 	case "sold_out", "already_bought":
 		st.final = true
 	}

@@ -47,8 +47,9 @@ var testSecret = []byte("loadgen-test-secret")
 
 // testGateway is a real gateway on a real HTTP listener.
 type testGateway struct {
-	gw  *gateway.Gateway
-	url string
+	gw   *gateway.Gateway
+	url  string
+	nats string // the NATS server's client URL, shared by the gateways
 }
 
 // startGateways runs n real gateways on one embedded NATS server, each on a real
@@ -89,7 +90,7 @@ func startGatewaysCfg(t *testing.T, n int, gcfg gateway.Config) []*testGateway {
 			srv.Close()
 			nc.Close()
 		})
-		gws = append(gws, &testGateway{gw: gw, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"})
+		gws = append(gws, &testGateway{gw: gw, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", nats: ns.ClientURL()})
 	}
 	return gws
 }
@@ -169,8 +170,9 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 }
 
 func TestRunTwoGateways(t *testing.T) {
-	targets := startGateways(t, 2)
-	cfg := flatConfig(t, targets, 300)
+	gws := startGatewaysCfg(t, 2, gateway.Config{})
+	cfg := flatConfig(t, []string{gws[0].url, gws[1].url}, 300)
+	cfg.NATS = gws[0].nats
 	cfg.PortsPerSourceAddr = 200 // spread the viewers over 127.0.0.2 and 127.0.0.3
 	if got := sourceAddrs(&cfg); len(got) != 2 {
 		t.Fatalf("source addresses %v, want two", got)
@@ -180,6 +182,7 @@ func TestRunTwoGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkChat(t, r, 300)
+	checkOrderStream(t, r)
 	if left := loadgenGoroutines(); len(left) > 0 {
 		t.Errorf("goroutines of the run still running after Run returned:\n%s", strings.Join(left, "\n\n"))
 	}
@@ -211,8 +214,9 @@ func TestRunTwoGateways(t *testing.T) {
 }
 
 func TestRunShardedMerges(t *testing.T) {
-	targets := startGateways(t, 2)
-	cfg := flatConfig(t, targets, 100)
+	gws := startGatewaysCfg(t, 2, gateway.Config{})
+	cfg := flatConfig(t, []string{gws[0].url, gws[1].url}, 100)
+	cfg.NATS = gws[0].nats
 	cfg.PerProcess = 60 // two children of 50
 	cfg.Command = []string{os.Args[0]}
 	cfg.Env = []string{childEnv + "=1"}
@@ -224,6 +228,17 @@ func TestRunShardedMerges(t *testing.T) {
 		t.Fatalf("shards = %d, want 2", r.Shards)
 	}
 	checkChat(t, r, 100)
+	checkOrderStream(t, r)
+}
+
+// checkOrderStream asserts that the run read the order stream and found every win it
+// was answered there, once, and nothing else for its sale.
+func checkOrderStream(t *testing.T, r *Report) {
+	t.Helper()
+	o := r.Flash.Orders
+	if !o.Checked || !o.AllWinsStored || o.WonFound != r.Flash.Won || o.InStream != r.Flash.Won || o.Duplicates != 0 {
+		t.Errorf("order stream: %+v for %d answered wins (errors %v)", o, r.Flash.Won, r.Errors)
+	}
 }
 
 // onFull is a progress writer that calls f once, the first time every viewer is

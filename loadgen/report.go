@@ -10,6 +10,8 @@ import (
 // Report is what a run measured. Its JSON form (WriteJSON, `--json FILE`) is the
 // schema of issue 5; fields beyond it are extra detail.
 type Report struct {
+	wonOrders []string // the order ids of the answered wins, for the order stream check
+
 	Profile string  `json:"profile"`
 	Room    string  `json:"room"`
 	Speed   float64 `json:"speed"`
@@ -118,6 +120,8 @@ type FlashReport struct {
 	Oversold  bool             `json:"oversold"`
 	MultiWins int64            `json:"multi_wins"`
 	AnswerMS  Percentiles      `json:"answer_ms"`
+	// Orders is the order stream checked against the answered wins (Config.NATS).
+	Orders OrdersReport `json:"orders"`
 }
 
 // ChatSendReport is the sending side of chat.
@@ -263,6 +267,7 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	}
 	r.Cheers = CheerReport{Sent: c.CheerTaps, Acked: c.CheerCredited, Refused: c.CheerRefused, Commands: c.CheerCmds}
 	r.Pins = int64(len(pins))
+	r.wonOrders = c.WonOrders
 	r.Flash = FlashReport{Sales: c.FlashSales, Stock: cfg.FlashStock, Presses: c.Presses, Answers: c.Answers,
 		WonBySale: c.Won, MultiWins: c.MultiWins, AnswerMS: percentiles(&buyLat)}
 	for _, n := range c.Won {

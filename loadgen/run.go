@@ -92,6 +92,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := merge(&cfg, results)
 	r.WHEP = waitMedia()
+	if cfg.NATS != "" && r.Flash.Won > 0 {
+		orders, oerr := checkOrders(context.WithoutCancel(ctx), cfg.NATS, r.wonOrders)
+		if oerr != nil {
+			r.Errors = withError(r.Errors, "orders_check", oerr)
+		}
+		r.Flash.Orders = orders
+	}
 	if probeErr == nil {
 		r.Cheers.Measured = true
 		r.Cheers.InitialTotal = initial

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type shardStats struct {
 	rejected   map[string]int64 // "chat:rate_limited" → count
 	answers    map[string]int64 // buy answer → count
 	won        map[string]int64 // flash item → units won
+	wonOrders  []string         // order ids of the wins
 	errors     map[string]string
 }
 
@@ -100,9 +102,10 @@ func (s *shardStats) addAnswer(a string) {
 	s.mu.Unlock()
 }
 
-func (s *shardStats) addWon(item string) {
+func (s *shardStats) addWon(item, orderID string) {
 	s.mu.Lock()
 	s.won[item]++
+	s.wonOrders = append(s.wonOrders, orderID)
 	s.mu.Unlock()
 }
 
@@ -127,6 +130,7 @@ type counters struct {
 	MultiWins       int64             `json:"multi_wins"`
 	Answers         map[string]int64  `json:"answers"`
 	Won             map[string]int64  `json:"won"`
+	WonOrders       []string          `json:"won_orders,omitempty"`
 	Retried         int64             `json:"retried"`
 	Unanswered      int64             `json:"unanswered"`
 	Pings           int64             `json:"pings"`
@@ -173,6 +177,7 @@ func (s *shardStats) snapshot() counters {
 		MultiWins:       s.multiWins.Load(),
 		Answers:         cp(s.answers),
 		Won:             cp(s.won),
+		WonOrders:       slices.Clone(s.wonOrders),
 		Retried:         s.retried.Load(),
 		Unanswered:      s.pending.Load(),
 		Pings:           s.pings.Load(),
@@ -224,6 +229,7 @@ func (c *counters) add(o counters) {
 	addMap(&c.Rejected, o.Rejected)
 	addMap(&c.Answers, o.Answers)
 	addMap(&c.Won, o.Won)
+	c.WonOrders = append(c.WonOrders, o.WonOrders...)
 	for k, v := range o.Errors {
 		if c.Errors == nil {
 			c.Errors = map[string]string{}

@@ -25,6 +25,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	d := loadgen.Defaults(0)
 	var c loadgen.Config
 	targets := fs.String("targets", "ws://127.0.0.1:8080/ws", "comma-separated gateway WebSocket URLs; viewers are spread over them round-robin")
+	fs.StringVar(&c.NATS, "nats", "", "the deployment's NATS URL (optional): after a run with flash sales, read LR_ORDERS and check that every answered win is stored there once (loopback only unless --allow-remote)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses (off: a typo cannot aim a load test at someone else's machine)")
 	fs.StringVar(&c.Room, "room", d.Room, "room every viewer joins")
 	secret := fs.String("secret", envOr("LIVEROOM_SECRET", ""), "token signing secret shared with the gateways (env LIVEROOM_SECRET); empty uses the development secret")
@@ -129,6 +130,12 @@ func runLoadgen(ctx context.Context, args []string) error {
 	if f := r.Flash; f.Sales > 0 {
 		fmt.Printf("flash sales %d × %d units: presses %d, won %d, oversold %v, users with two wins %d, answers %v, answer p50/p99/max %.0f/%.0f/%.0f ms\n",
 			f.Sales, f.Stock, f.Presses, f.Won, f.Oversold, f.MultiWins, f.Answers, f.AnswerMS.P50, f.AnswerMS.P99, f.AnswerMS.Max)
+		if o := f.Orders; o.Checked {
+			fmt.Printf("order stream: %d orders for these sales, %d of %d answered wins stored, %d duplicates, all wins stored %v\n",
+				o.InStream, o.WonFound, f.Won, o.Duplicates, o.AllWinsStored)
+		} else {
+			fmt.Println("order stream: not checked (give --nats to read LR_ORDERS)")
+		}
 	}
 	fmt.Printf("online: %d of %d viewers shown the right count at the end\n", r.Classes["online"].Delivered, r.Classes["online"].Expected)
 	if r.Unanswered != 0 || len(r.Rejected) != 0 {
