@@ -20,8 +20,21 @@ import (
 // viewer's queue keeps only the newest and never drops it.
 
 // stockInterval is the shortest time between two stock frames of one item (4 Hz: at
-// least 1 Hz while the stock changes).
-const stockInterval = 250 * time.Millisecond
+// least 1 Hz while the stock changes). A large room (LargeRoomViewers local viewers)
+// gets largeRoomStockInterval instead: during a herd every stock frame is a socket
+// write per viewer, and a sale's 1 Hz is enough to watch the stock fall.
+const (
+	stockInterval          = 250 * time.Millisecond
+	largeRoomStockInterval = time.Second
+)
+
+// stockEvery is the room's current stockInterval.
+func (r *room) stockEvery() time.Duration {
+	if int(r.nsinks.Load()) >= r.hub.cfg.LargeRoomViewers {
+		return largeRoomStockInterval
+	}
+	return stockInterval
+}
 
 // roomStock is the stock part of a room. Lock order: the room's flushMu, then mu
 // (frames are delivered with both held, so they leave in version order and never
@@ -70,13 +83,14 @@ func (r *room) onStock(m *nats.Msg) {
 		return
 	}
 	now := time.Now()
-	if soldOut || now.Sub(it.sentAt) >= stockInterval {
+	every := r.stockEvery()
+	if soldOut || now.Sub(it.sentAt) >= every {
 		r.sendStock(item, it, now)
 		return
 	}
 	if !s.armed {
 		s.armed = true
-		d := stockInterval - now.Sub(it.sentAt)
+		d := every - now.Sub(it.sentAt)
 		if s.timer == nil {
 			s.timer = time.AfterFunc(d, r.flushStock)
 		} else {
