@@ -186,7 +186,8 @@ func (s *sale) cannotWin(ahead int) bool {
 }
 
 // shed answers the queued presses that cannot win (cannotWin), keeping the order of
-// the rest.
+// the rest. It takes the sale's lock once: in a herd thousands of presses wait on it,
+// and the seller must not queue behind them once per press.
 func (s *sale) shed() {
 	s.mu.Lock()
 	var lost []*pending
@@ -200,13 +201,13 @@ func (s *sale) shed() {
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept
+	for _, w := range lost {
+		s.answerLocked(w, s.lostAnswer(s.buyer(w.User), w.Press), nil)
+	}
 	s.mu.Unlock()
 	s.f.metrics.shed.Add(float64(len(lost)))
 	for _, w := range lost {
-		s.mu.Lock()
-		a := s.lostAnswer(s.buyer(w.User), w.Press)
-		s.mu.Unlock()
-		s.settlePress(w, a, nil)
+		close(w.done)
 	}
 }
 
@@ -214,14 +215,14 @@ func (s *sale) shed() {
 func (s *sale) finish(w *pending, a Answer, err error) {
 	s.mu.Lock()
 	s.serving--
+	s.answerLocked(w, a, err)
 	s.mu.Unlock()
-	s.settlePress(w, a, err)
+	close(w.done)
 }
 
-// settlePress hands a press its answer. Final answers are remembered for retries
-// with its cid.
-func (s *sale) settlePress(w *pending, a Answer, err error) {
-	s.mu.Lock()
+// answerLocked records a press's answer; the caller closes w.done once it has let go
+// of s.mu. Final answers are remembered for retries with its cid.
+func (s *sale) answerLocked(w *pending, a Answer, err error) {
 	b := s.buyer(w.User)
 	delete(b.inflight, w.CID)
 	if err == nil {
@@ -232,9 +233,7 @@ func (s *sale) settlePress(w *pending, a Answer, err error) {
 			b.answers[w.CID] = a
 		}
 	}
-	s.mu.Unlock()
 	w.ans, w.err = a, err
-	close(w.done)
 }
 
 // errSaleUnloaded tells Buy to load the sale again: it was unloaded after SaleIdle.
