@@ -48,6 +48,7 @@ type viewer struct {
 	startUS   atomic.Int64                   // first join reply, µs; 0 before
 	cutUS     atomic.Int64                   // lines sent after this no longer count
 	downUS    atomic.Int64                   // when the last connection dropped, µs; 0 while up
+	left      atomic.Bool                    // its leave was sent: it never comes back
 	chatCount atomic.Uint64                  // chat cid counter
 
 	// Actions (chat lines, cheers, pins) awaiting their reply; resent after a
@@ -92,6 +93,13 @@ func (v *viewer) run() {
 		}
 		code, joined, err := v.session()
 		if errors.Is(err, errLeft) || v.ctx.Err() != nil {
+			return
+		}
+		if v.left.Load() {
+			// It sent its leave and the connection dropped before the answer: a
+			// person who closed the page does not come back. Rejoining would put a
+			// viewer in the room that the run no longer counts in its audience.
+			e.stats.addClose(code)
 			return
 		}
 		if joined {
@@ -353,8 +361,10 @@ func (v *viewer) ping() {
 }
 
 // leave asks the gateway to leave the room; the reader closes on the reply. A viewer
-// that is not connected just stops.
+// that is not connected just stops, and so does one whose connection drops before
+// the reply: it never reconnects.
 func (v *viewer) leave() {
+	v.left.Store(true)
 	if !v.send(command{ID: "l", Cmd: "leave", Room: v.e.cfg.Room}) {
 		v.cancel()
 	}
