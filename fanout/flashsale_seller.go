@@ -42,6 +42,7 @@ type sale struct {
 	soldOut  bool        // final: the pool is exhausted
 	unloaded bool        // the seller stopped after SaleIdle; presses load the sale again
 	left     int         // units not known sold (stock - sold), as last read or written
+	sold     int         // units known sold, as last read or written
 	rec      *saleRecord // the newest record observed (never changed in place)
 	buyers   map[string]*buyer
 	queue    []*pending
@@ -105,7 +106,7 @@ func (s *sale) observe(rec *saleRecord) {
 	if rec.exhausted() {
 		s.soldOut = true
 	}
-	s.left = rec.left()
+	s.left, s.sold = rec.left(), rec.Sold
 	s.f.metrics.stockLeft.WithLabelValues(s.room, s.item).Set(float64(rec.left()))
 }
 
@@ -179,10 +180,17 @@ func (s *sale) signal() {
 // once (lostAnswer) instead of waiting for the presses before it; a unit can still
 // come back to the pool only if a win fails to be stored, and then it goes to a later
 // press. The shortcut needs the sale's winners (to answer a user who won elsewhere),
-// so it is taken only once the order watch has caught up; before that, and without
+// so it is taken only while they are complete (winnersKnown); otherwise, and without
 // a watch, such presses wait for the seller. Caller holds s.mu.
 func (s *sale) cannotWin(ahead int) bool {
-	return s.caughtUp && (s.soldOut || ahead+s.serving >= s.left)
+	return s.winnersKnown() && (s.soldOut || ahead+s.serving >= s.left)
+}
+
+// winnersKnown reports that the order watch has caught up and delivered at least as
+// many orders as the pool counts sold: the pool and the order stream are two
+// subscriptions, and the pool's news (sold out) may come first. Caller holds s.mu.
+func (s *sale) winnersKnown() bool {
+	return s.caughtUp && s.seen >= uint64(s.sold)
 }
 
 // shed answers the queued presses that cannot win (cannotWin), keeping the order of
@@ -384,14 +392,14 @@ func (s *sale) serve(ctx context.Context, batch []*pending) {
 }
 
 // noUnits handles a batch for which the pool had nothing. If the pool is exhausted,
-// the presses are answered from the sale's winners (lostAnswer) once the order watch
-// has caught up. Otherwise the last units are on other gateways' leases (or the
-// watch is not caught up yet), and presses wait for them, up to SoldOutWait.
+// the presses are answered from the sale's winners (lostAnswer) once they are known.
+// Otherwise the last units are on other gateways' leases (or the winners are not
+// known yet), and presses wait for them, up to SoldOutWait.
 func (s *sale) noUnits(ctx context.Context, rec *saleRecord, batch []*pending) {
 	s.mu.Lock()
-	caughtUp := s.caughtUp
+	known := s.winnersKnown()
 	s.mu.Unlock()
-	if rec.exhausted() && caughtUp {
+	if rec.exhausted() && known {
 		s.requeue(batch) // shed answers them, from the sale's winners
 		return
 	}
