@@ -53,11 +53,12 @@ type CheerAck struct {
 const maxClaimsPerBatch = 900 // below the server's 1000 messages per atomic batch
 
 type cheerReq struct {
-	claim string
-	n     int64
-	done  chan struct{} // closed once ack or err is set
-	ack   CheerAck
-	err   error
+	claim   string
+	n       int64
+	waiters int           // callers waiting on it while it is pending; guarded by cheerer.mu
+	done    chan struct{} // closed once ack or err is set
+	ack     CheerAck
+	err     error
 }
 
 func (q *cheerReq) resolve(ack CheerAck, err error) {
@@ -118,14 +119,34 @@ func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (Cheer
 		q = &cheerReq{claim: claim, n: n, done: make(chan struct{})}
 		byClaim[claim] = q
 	}
+	q.waiters++
 	c.mu.Unlock()
 	select {
 	case <-q.done:
 		return q.ack, q.err
 	case <-ctx.Done():
-		return CheerAck{}, ctx.Err()
 	}
+	// Not yet taken by a batch: withdraw it, so that the answer is true (nothing of
+	// it is stored). Taken: it is in a batch whose outcome comes within the batch's own
+	// time bound, and answering before it would leave the client not knowing whether
+	// its taps count (they most likely do).
+	c.mu.Lock()
+	if byClaim := c.pending[room]; byClaim != nil && byClaim[claim] == q {
+		if q.waiters--; q.waiters == 0 {
+			delete(byClaim, claim)
+		}
+		c.mu.Unlock()
+		h.statem.cheerWithdrawn.Inc()
+		return CheerAck{}, fmt.Errorf("%w: %w", ErrCheerNotStored, ctx.Err())
+	}
+	c.mu.Unlock()
+	<-q.done
+	return q.ack, q.err
 }
+
+// ErrCheerNotStored is returned by Cheer when its context ended before the command
+// was handed to a batch: none of its taps are stored.
+var ErrCheerNotStored = errors.New("fanout: cheer not stored")
 
 func (c *cheerer) loop() {
 	defer c.wg.Done()

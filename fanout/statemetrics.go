@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type stateMetrics struct {
 	cheerCredited      prometheus.Counter
 	cheerDuplicate     prometheus.Counter
+	cheerWithdrawn     prometheus.Counter
 	cheerBatchStored   prometheus.Counter
 	cheerBatchRetried  prometheus.Counter
 	cheerBatchFailed   prometheus.Counter
@@ -15,6 +16,7 @@ type stateMetrics struct {
 	stateLoads         prometheus.Counter
 	stateEvents        prometheus.Counter
 	stateFrames        map[string]prometheus.Counter // by kind
+	stateCoalesced     prometheus.Counter
 }
 
 var stateKinds = []string{"cheers", "pin", "online", "live"}
@@ -24,14 +26,15 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 		Name: "liveroom_cheer_batches_total", Help: "Cheer batches (one atomic JetStream batch per room per CheerInterval), by outcome: stored, retried (duplicate or lost answer, resolved by reading the claims), failed.",
 	}, []string{"result"})
 	taps := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "liveroom_cheer_stored_total", Help: "Cheer taps stored by this gateway (credited), and resent cheer commands recognised as already counted (duplicate_commands).",
+		Name: "liveroom_cheer_stored_total", Help: "Cheer taps stored by this gateway (credited); resent cheer commands recognised as already counted (duplicate_commands); commands whose caller gave up before a batch took them, so nothing was stored (withdrawn_commands).",
 	}, []string{"result"})
 	frames := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "liveroom_state_frames_total", Help: "Room state frames built (one per room per change, shared by its viewers), by kind.",
+		Name: "liveroom_state_frames_total", Help: "Room state changes sent to viewers (in the room's next tick frame, shared by its viewers), by kind.",
 	}, []string{"kind"})
 	m := &stateMetrics{
 		cheerCredited:     taps.WithLabelValues("credited_taps"),
 		cheerDuplicate:    taps.WithLabelValues("duplicate_commands"),
+		cheerWithdrawn:    taps.WithLabelValues("withdrawn_commands"),
 		cheerBatchStored:  batches.WithLabelValues("stored"),
 		cheerBatchRetried: batches.WithLabelValues("retried"),
 		cheerBatchFailed:  batches.WithLabelValues("failed"),
@@ -39,15 +42,16 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 			Name: "liveroom_cheer_batch_commands", Help: "Cheer commands per stored batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
-		pins:          prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_pins_total", Help: "Pins and unpins stored by this gateway."}),
-		viewerReports: prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_viewer_reports_total", Help: "Per-room viewer count reports published by this gateway."}),
-		stateLoads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_loads_total", Help: "Rooms whose state was loaded from JetStream (the room's first viewer on this gateway)."}),
-		stateEvents:   prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_events_total", Help: "State messages received from NATS for local rooms (cheer totals, pins, viewer reports, live status)."}),
-		stateFrames:   map[string]prometheus.Counter{},
+		pins:           prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_pins_total", Help: "Pins and unpins stored by this gateway."}),
+		viewerReports:  prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_viewer_reports_total", Help: "Per-room viewer count reports published by this gateway."}),
+		stateLoads:     prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_loads_total", Help: "Rooms whose state was loaded from JetStream (the room's first viewer on this gateway)."}),
+		stateEvents:    prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_events_total", Help: "State messages received from NATS for local rooms (cheer totals, pins, viewer reports, live status)."}),
+		stateFrames:    map[string]prometheus.Counter{},
+		stateCoalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_coalesced_total", Help: "State changes replaced by a newer value of the same key (room and kind) before their tick frame left."}),
 	}
 	for _, k := range stateKinds {
 		m.stateFrames[k] = frames.WithLabelValues(k)
 	}
-	reg.MustRegister(batches, taps, frames, m.cheerBatchCommands, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
+	reg.MustRegister(batches, taps, frames, m.stateCoalesced, m.cheerBatchCommands, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
 	return m
 }

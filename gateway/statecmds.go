@@ -64,9 +64,13 @@ func (c *conn) cheer(cmd command) (any, *cmdError) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.PublishTimeout)
 	defer cancel()
 	ack, err := c.g.hub.Cheer(ctx, cmd.Room, c.you.ID, cmd.CID, n)
-	if err != nil {
-		c.g.log.Warn("cheer not stored", "room", cmd.Room, "err", err)
+	if errors.Is(err, fanout.ErrCheerNotStored) {
 		return nil, errorf(codeUnavailable, "cheer not stored; resend with the same cid")
+	}
+	if err != nil {
+		// The batch failed in a way that may or may not have stored it.
+		c.g.log.Warn("cheer outcome unknown", "room", cmd.Room, "err", err)
+		return nil, errorf(codeUnavailable, "cheer outcome unknown; resend with the same cid (never counted twice)")
 	}
 	if ack.Duplicate {
 		// Counted before (this is a resend): what counts is what was credited then,

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -18,7 +19,12 @@ type pendingCmd struct {
 	n      int   // pin: product number
 	flash  *flashTerms
 	item   string // pin of a flash sale, buy: the item
+	tries  int    // cheer: resends after an `unavailable` answer
 }
+
+// maxCheerTries is how often a cheer answered `unavailable` (outcome unknown) is
+// resent with the same cid before its taps are reported as unknown.
+const maxCheerTries = 5
 
 // track remembers an action until its reply.
 func (v *viewer) track(cid string, p pendingCmd) {
@@ -79,6 +85,7 @@ func (v *viewer) act(p pendingCmd) {
 	case idCheer:
 		e.stats.cheerCmds.Add(1)
 		e.stats.cheerTaps.Add(int64(p.count))
+		e.stats.cheerInFlight.Add(int64(p.count))
 	case idBuy:
 		e.stats.presses.Add(1)
 	}
@@ -122,16 +129,34 @@ func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
 // cheerReply settles a cheer. Its reply's total becomes this viewer's checkpoint:
 // the room's viewers should soon see a total at least that high, and the time from
 // sending the cheer until this viewer sees it is the cheer total's latency.
+//
+// `unavailable` does not settle it: its taps may or may not be stored, so it is resent
+// with the same cid after a jittered backoff (a resend is never counted twice), up to
+// maxCheerTries times; then its taps are unknown.
 func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now time.Time) {
 	e := v.e
 	p, ok := v.settle(cid)
 	if !ok {
 		return
 	}
+	unavailable := rerr != nil && rerr.Code == "unavailable"
+	if unavailable && p.tries < maxCheerTries {
+		p.tries++
+		v.track(cid, p)
+		backoff := time.Duration(500+rand.IntN(1000)) * time.Millisecond << (p.tries - 1)
+		e.later(now.Add(backoff), job{v: v, kind: jobResend, cmd: v.command(cid, p)})
+		e.stats.retried.Add(1)
+		return
+	}
 	defer e.stats.pending.Add(-1)
+	e.stats.cheerInFlight.Add(-int64(p.count))
 	if rerr != nil || res == nil {
 		e.stats.addRejected("cheer", rerr)
-		e.stats.cheerRefused.Add(int64(p.count))
+		if unavailable {
+			e.stats.cheerUnknown.Add(int64(p.count))
+		} else {
+			e.stats.cheerRefused.Add(int64(p.count))
+		}
 		return
 	}
 	e.stats.cheerCredited.Add(res.Credited)

@@ -44,6 +44,40 @@ func (e *engine) pickCheerer(now time.Time) *viewer {
 	return nil
 }
 
+// delayedJob is a write the controller hands to the pool once it is due.
+type delayedJob struct {
+	at time.Time
+	j  job
+}
+
+// later queues j for the writer pool at time at; any goroutine may call it.
+func (e *engine) later(at time.Time, j job) {
+	e.laterMu.Lock()
+	e.delayed = append(e.delayed, delayedJob{at, j})
+	e.laterMu.Unlock()
+}
+
+// runDue hands the writes queued by later that are due to the pool. Called by the
+// controller.
+func (e *engine) runDue(now time.Time) {
+	e.laterMu.Lock()
+	var due []job
+	kept := e.delayed[:0]
+	for _, d := range e.delayed {
+		if d.at.After(now) {
+			kept = append(kept, d)
+		} else {
+			due = append(due, d.j)
+		}
+	}
+	clear(e.delayed[len(kept):])
+	e.delayed = kept
+	e.laterMu.Unlock()
+	for _, j := range due {
+		e.enqueue(j)
+	}
+}
+
 // run plays the shard until the profile ends, drains, and returns what it measured
 // once every viewer and writer has stopped.
 func (e *engine) run(ctx context.Context) (*shardResult, error) {
@@ -201,7 +235,8 @@ loop:
 				e.enqueueAct(v, pendingCmd{kind: idCheer, count: n})
 			}
 
-			// Heartbeats and leaves that are due.
+			// Heartbeats, resends and leaves that are due.
+			e.runDue(now)
 			for {
 				it, ok := e.beats.popDue(now)
 				if !ok {

@@ -30,6 +30,7 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
 	tickIfDue := func() {
+		e.runDue(time.Now())
 		for time.Since(e.start) >= time.Duration(*sec)*time.Second {
 			e.emitTick(*sec)
 			*sec++

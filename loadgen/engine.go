@@ -142,6 +142,9 @@ type engine struct {
 	done    []*viewer // finished, not yet removed by the controller
 	windows []window
 
+	laterMu sync.Mutex
+	delayed []delayedJob // writes due at a later time (cheers resent after `unavailable`)
+
 	viewers sync.WaitGroup
 	workers sync.WaitGroup
 

@@ -113,7 +113,7 @@ var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
 {{range .Classes}}<tr><td>{{.Name}}</td><td>{{.Measured}}</td><td>{{.Expected}}</td><td>{{.Delivered}}</td><td>{{.Lost}}</td><td>{{.Duplicated}}</td><td>{{printf "%.1f" .P50MS}}</td><td>{{printf "%.1f" .P90MS}}</td><td>{{printf "%.1f" .P99MS}}</td><td>{{printf "%.1f" .MaxMS}}</td></tr>
 {{end}}</table>
 <p>chat lines sent {{.R.Chat.Sent}}, acked {{.R.Chat.Acked}}, stored {{.R.Chat.Stored}}, sampled (viewer × line) {{(index .R.Classes "chat").Sampled}}; pins {{.R.Pins}}</p>
-<p>cheers: taps sent {{.R.Cheers.Sent}}, credited {{.R.Cheers.Acked}}, refused {{.R.Cheers.Refused}}, room total {{.R.Cheers.InitialTotal}} → {{.R.Cheers.FinalTotal}}, exact <b>{{.R.Cheers.Exact}}</b> (measured {{.R.Cheers.Measured}})</p>
+<p>cheers: taps sent {{.R.Cheers.Sent}}, credited {{.R.Cheers.Acked}}, refused {{.R.Cheers.Refused}}, unknown {{.R.Cheers.Unknown}}, room total {{.R.Cheers.InitialTotal}} → {{.R.Cheers.FinalTotal}}, exact <b>{{.R.Cheers.Exact}}</b> (measured {{.R.Cheers.Measured}})</p>
 {{if .R.Flash.Sales}}<p>flash sales {{.R.Flash.Sales}} × {{.R.Flash.Stock}} units: presses {{.R.Flash.Presses}}, won {{.R.Flash.Won}}, oversold <b>{{.R.Flash.Oversold}}</b>, users with two wins {{.R.Flash.MultiWins}}, answers {{.R.Flash.Answers}}, answer p50/p99/max {{printf "%.1f" .R.Flash.AnswerMS.P50}}/{{printf "%.1f" .R.Flash.AnswerMS.P99}}/{{printf "%.1f" .R.Flash.AnswerMS.Max}} ms</p>{{end}}
 <p>actions resent {{.R.Retried}}, unanswered {{.R.Unanswered}}, rejected {{.R.Rejected}}</p>
 <h2>Gateways</h2>

@@ -143,7 +143,7 @@ func checkChat(t *testing.T, r *Report, viewers int) {
 		t.Errorf("%d pins, pin class %+v", r.Pins, pin)
 	}
 	ch := r.Cheers
-	if !ch.Measured || !ch.Exact || ch.Sent == 0 || ch.Acked != ch.Sent || ch.FinalTotal-ch.InitialTotal != ch.Acked {
+	if !ch.Measured || !ch.Exact || !ch.Bounded || ch.Unknown != 0 || ch.Sent == 0 || ch.Acked != ch.Sent || ch.FinalTotal-ch.InitialTotal != ch.Acked {
 		t.Errorf("cheers: %+v", ch)
 	}
 	if ct := r.Classes["cheer_total"]; ct.Expected == 0 || ct.Lost != 0 {

@@ -91,20 +91,35 @@ type ClassReport struct {
 	MaxMS   float64 `json:"max_ms"`
 }
 
-// CheerReport is the cheer count: taps sent, acknowledged (credited), the room's
-// final total and whether it grew by exactly the taps credited. The totals are read
-// by joining the room once before and once after the run (an observer connection);
-// Measured is false when that failed. Exact also needs every cheer answered, and
-// nobody else cheering in the room meanwhile.
+// CheerReport is the cheer count. Every tap sent is either acknowledged (Acked:
+// credited, counted by the gateway), refused (not counted: over the rate, or a bad
+// command), or unknown (Unknown: the cheer's answer never came, because the connection
+// dropped and the viewer did not come back, or it was still `unavailable` after
+// resends with the same cid). The totals are read by joining the room once before and
+// once after the run (an observer connection); Measured is false when that failed.
+//
+// The room's growth G = FinalTotal − InitialTotal must lie in [Acked, Acked+Unknown]
+// (Bounded). Exact is the proof: no tap unknown and G == Acked; with nothing refused
+// that is also G == Sent. It assumes nobody else cheers in the room meanwhile.
 type CheerReport struct {
 	Measured     bool  `json:"measured"`
 	Sent         int64 `json:"sent"`
 	Acked        int64 `json:"acked"`
 	Refused      int64 `json:"refused"`
+	Unknown      int64 `json:"unknown"`
 	Commands     int64 `json:"commands"`
 	InitialTotal int64 `json:"initial_total"`
 	FinalTotal   int64 `json:"final_total"`
+	Bounded      bool  `json:"bounded"`
 	Exact        bool  `json:"exact"`
+}
+
+// settle judges the final total read after the run.
+func (c *CheerReport) settle(final int64) {
+	c.FinalTotal = final
+	g := final - c.InitialTotal
+	c.Bounded = c.Acked <= g && g <= c.Acked+c.Unknown
+	c.Exact = c.Unknown == 0 && g == c.Acked
 }
 
 // FlashReport is what the flash sales came to. A user never wins a unit of one
@@ -265,7 +280,7 @@ func merge(cfg *Config, results []*shardResult) *Report {
 		Sent: c.ChatSent, Acked: c.ChatAcked, Stored: int64(len(ledger.lines)), Foreign: c.Foreign,
 		Budget: cfg.ChatViewBudget, Recovered: c.Recovered, Resets: c.Resets,
 	}
-	r.Cheers = CheerReport{Sent: c.CheerTaps, Acked: c.CheerCredited, Refused: c.CheerRefused, Commands: c.CheerCmds}
+	r.Cheers = CheerReport{Sent: c.CheerTaps, Acked: c.CheerCredited, Refused: c.CheerRefused, Unknown: c.CheerUnknown, Commands: c.CheerCmds}
 	r.Pins = int64(len(pins))
 	r.wonOrders = c.WonOrders
 	r.Flash = FlashReport{Sales: c.FlashSales, Stock: cfg.FlashStock, Presses: c.Presses, Answers: c.Answers,

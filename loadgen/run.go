@@ -111,8 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				r.Errors = withError(r.Errors, "cheer_probe", err)
 				break
 			}
-			r.Cheers.FinalTotal = final
-			r.Cheers.Exact = final-initial == r.Cheers.Acked && r.Unanswered == 0
+			r.Cheers.settle(final)
 			if r.Cheers.Exact || try == 4 {
 				break
 			}

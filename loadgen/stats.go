@@ -23,7 +23,9 @@ type shardStats struct {
 	cheerCmds       atomic.Int64
 	cheerTaps       atomic.Int64 // taps sent
 	cheerCredited   atomic.Int64
-	cheerRefused    atomic.Int64
+	cheerRefused    atomic.Int64 // taps answered as not counted (rate limit, bad request)
+	cheerUnknown    atomic.Int64 // taps still `unavailable` after maxCheerTries
+	cheerInFlight   atomic.Int64 // taps of cheers sent and not settled
 	cheerOwed       atomic.Int64 // cheer checkpoints owed to viewers (see cheerReply)
 	cheerGot        atomic.Int64
 	onlineOwed      atomic.Int64 // viewers at the end of the drain
@@ -121,6 +123,7 @@ type counters struct {
 	CheerTaps       int64             `json:"cheer_taps"`
 	CheerCredited   int64             `json:"cheer_credited"`
 	CheerRefused    int64             `json:"cheer_refused"`
+	CheerUnknown    int64             `json:"cheer_unknown"`
 	CheerOwed       int64             `json:"cheer_owed"`
 	CheerGot        int64             `json:"cheer_got"`
 	OnlineOwed      int64             `json:"online_owed"`
@@ -168,6 +171,7 @@ func (s *shardStats) snapshot() counters {
 		CheerTaps:       s.cheerTaps.Load(),
 		CheerCredited:   s.cheerCredited.Load(),
 		CheerRefused:    s.cheerRefused.Load(),
+		CheerUnknown:    s.cheerUnknown.Load() + s.cheerInFlight.Load(),
 		CheerOwed:       s.cheerOwed.Load(),
 		CheerGot:        s.cheerGot.Load(),
 		OnlineOwed:      s.onlineOwed.Load(),
@@ -203,6 +207,7 @@ func (c *counters) add(o counters) {
 	c.CheerTaps += o.CheerTaps
 	c.CheerCredited += o.CheerCredited
 	c.CheerRefused += o.CheerRefused
+	c.CheerUnknown += o.CheerUnknown
 	c.CheerOwed += o.CheerOwed
 	c.CheerGot += o.CheerGot
 	c.OnlineOwed += o.OnlineOwed
