@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/time/rate"
 )
 
 // maxBatch bounds how many queued presses one seller round serves.
@@ -22,6 +22,12 @@ const waitPause = 10 * time.Millisecond
 // sale is one flash sale as seen by one gateway: the users who pressed here, the
 // presses waiting for stock, and the seller goroutine that serves them in arrival
 // order.
+//
+// In a herd thousands of presses arrive within a second, on as many goroutines. They
+// must not convoy on one mutex (on a saturated box its holder is descheduled and
+// every press waits for it): a press reads the sale's gate (an immutable snapshot,
+// swapped atomically) and locks only its user's shard; only a press that is queued
+// takes the sale's lock. Lock order: mu, then a buyer shard's mu, then wmu.
 type sale struct {
 	// set in newSale
 	f    *FlashSales
@@ -35,7 +41,11 @@ type sale struct {
 	watchedID string                   // the sale id watch follows
 	owed      *settlement              // the last round's lease, ended by the next write
 
-	mu       sync.Mutex // guards the fields below
+	gate   atomic.Pointer[saleGate] // what a press needs to know of the sale; set under mu
+	ahead  atomic.Int64             // presses queued or being served: len(queue) + serving
+	buyers [buyerShards]buyerShard
+
+	mu       sync.Mutex // guards the fields below, and changes of gate and ahead
 	id       string
 	limit    int
 	startsAt time.Time
@@ -44,23 +54,27 @@ type sale struct {
 	left     int         // units not known sold (stock - sold), as last read or written
 	sold     int         // units known sold, as last read or written
 	rec      *saleRecord // the newest record observed (never changed in place)
-	buyers   map[string]*buyer
 	queue    []*pending
 	serving  int // presses the seller took and has neither answered nor put back
 
-	// the sale's stored orders, from the watch
+	// the sale's stored orders, from the watch (flashsale_winners.go)
+	wmu      sync.RWMutex
 	winners  map[string][]winner // by user
-	seen     uint64              // orders the watch delivered
+	seen     atomic.Uint64       // orders the watch delivered
 	backlog  uint64              // orders stored when the watch started
-	caughtUp bool                // the watch delivered at least the backlog
+	caughtUp atomic.Bool         // the watch delivered at least the backlog
 }
 
-// buyer is one user's presses on one sale through this gateway.
-type buyer struct {
-	limiter  *rate.Limiter
-	wins     int                 // orders this user is known to hold in the sale
-	answers  map[string]Answer   // final answers, by cid
-	inflight map[string]*pending // presses being served, by cid
+// saleGate is the part of a sale a press reads without the sale's lock. A new gate
+// is stored whenever one of its fields changes.
+type saleGate struct {
+	id       string
+	limit    int
+	startsAt time.Time
+	soldOut  bool
+	unloaded bool
+	left     int
+	sold     int
 }
 
 // pending is a press waiting for the seller.
@@ -84,12 +98,16 @@ func (w *pending) wait(ctx context.Context) (Answer, error) {
 
 func newSale(f *FlashSales, key string, rec *saleRecord) *sale {
 	s := &sale{f: f, key: key, room: rec.Room, item: rec.Item, wake: make(chan struct{}, 1)}
+	for i := range s.buyers {
+		s.buyers[i].m = map[string]*buyer{}
+	}
 	s.observe(rec)
 	return s
 }
 
 // observe takes in the pool as last read or written. A new sale id (the item was put
-// on sale again) forgets everything known about the previous one.
+// on sale again) forgets everything known about the previous one (buyers notice the
+// new id when they press).
 func (s *sale) observe(rec *saleRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,72 +118,24 @@ func (s *sale) observe(rec *saleRecord) {
 	if rec.Sale != s.id {
 		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
 		s.soldOut = false
-		s.buyers = map[string]*buyer{}
-		s.winners, s.caughtUp = nil, false
+		s.resetWinners()
 	}
 	if rec.exhausted() {
 		s.soldOut = true
 	}
 	s.left, s.sold = rec.left(), rec.Sold
+	s.storeGateLocked()
 	s.f.metrics.stockLeft.WithLabelValues(s.room, s.item).Set(float64(rec.left()))
 }
 
-func (s *sale) buyer(user string) *buyer {
-	b := s.buyers[user]
-	if b == nil {
-		b = &buyer{limiter: s.f.newLimiter(), answers: map[string]Answer{}, inflight: map[string]*pending{}}
-		s.buyers[user] = b
-	}
-	return b
+// storeGateLocked publishes the sale's state to presses. Caller holds s.mu.
+func (s *sale) storeGateLocked() {
+	s.gate.Store(&saleGate{id: s.id, limit: s.limit, startsAt: s.startsAt, soldOut: s.soldOut,
+		unloaded: s.unloaded, left: s.left, sold: s.sold})
 }
 
-// press answers what can be answered from memory and queues the rest for the seller.
-func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error) {
-	s.mu.Lock()
-	if s.unloaded {
-		s.mu.Unlock()
-		return Answer{}, errSaleUnloaded
-	}
-	b := s.buyer(p.User)
-	if a, ok := b.answers[p.CID]; ok {
-		s.mu.Unlock()
-		return a, nil
-	}
-	if w := b.inflight[p.CID]; w != nil {
-		s.mu.Unlock()
-		return w.wait(ctx)
-	}
-	if r := b.limiter.ReserveN(now, 1); r.DelayFrom(now) > 0 {
-		d := r.DelayFrom(now)
-		r.CancelAt(now)
-		s.mu.Unlock()
-		return Answer{Kind: RateLimited, Retry: d}, nil
-	}
-	if now.Before(s.startsAt) {
-		d := s.startsAt.Sub(now)
-		s.mu.Unlock()
-		return Answer{Kind: NotStarted, Retry: d}, nil
-	}
-	if b.wins >= s.limit {
-		a := Answer{Kind: AlreadyBought, final: true}
-		b.answers[p.CID] = a
-		s.mu.Unlock()
-		return a, nil
-	}
-	if s.cannotWin(len(s.queue)) {
-		a := s.lostAnswer(b, p)
-		b.answers[p.CID] = a
-		s.mu.Unlock()
-		s.f.metrics.shed.Inc()
-		return a, nil
-	}
-	w := &pending{Press: p, slot: b.wins + 1, arrived: now, done: make(chan struct{})}
-	b.inflight[p.CID] = w
-	s.queue = append(s.queue, w)
-	s.mu.Unlock()
-	s.signal()
-	return w.wait(ctx)
-}
+// syncAheadLocked publishes how many presses are ahead of a new one. Caller holds s.mu.
+func (s *sale) syncAheadLocked() { s.ahead.Store(int64(len(s.queue) + s.serving)) }
 
 func (s *sale) signal() {
 	select {
@@ -174,34 +144,34 @@ func (s *sale) signal() {
 	}
 }
 
-// cannotWin reports that a press with ahead presses queued before it cannot get a
-// unit: the pool is exhausted, or the presses before it on this gateway (queued and
-// being served) are at least the units not yet sold. Such a press is answered at
-// once (lostAnswer) instead of waiting for the presses before it; a unit can still
-// come back to the pool only if a win fails to be stored, and then it goes to a later
+// cannotWin reports that a press with ahead presses before it on this gateway
+// (queued and being served) cannot get a unit: the pool is exhausted, or those
+// presses are at least the units not yet sold. Such a press is answered at once
+// (lostAnswer) instead of waiting for the presses before it; a unit can still come
+// back to the pool only if a win fails to be stored, and then it goes to a later
 // press. The shortcut needs the sale's winners (to answer a user who won elsewhere),
 // so it is taken only while they are complete (winnersKnown); otherwise, and without
-// a watch, such presses wait for the seller. Caller holds s.mu.
-func (s *sale) cannotWin(ahead int) bool {
-	return s.winnersKnown() && (s.soldOut || ahead+s.serving >= s.left)
+// a watch, such presses wait for the seller.
+func (s *sale) cannotWin(g *saleGate, ahead int64) bool {
+	return s.winnersKnown(g) && (g.soldOut || ahead >= int64(g.left))
 }
 
 // winnersKnown reports that the order watch has caught up and delivered at least as
 // many orders as the pool counts sold: the pool and the order stream are two
-// subscriptions, and the pool's news (sold out) may come first. Caller holds s.mu.
-func (s *sale) winnersKnown() bool {
-	return s.caughtUp && s.seen >= uint64(s.sold)
+// subscriptions, and the pool's news (sold out) may come first.
+func (s *sale) winnersKnown(g *saleGate) bool {
+	return s.caughtUp.Load() && s.seen.Load() >= uint64(g.sold)
 }
 
 // shed answers the queued presses that cannot win (cannotWin), keeping the order of
-// the rest. It takes the sale's lock once: in a herd thousands of presses wait on it,
-// and the seller must not queue behind them once per press.
+// the rest.
 func (s *sale) shed() {
 	s.mu.Lock()
+	g := s.gate.Load()
 	var lost []*pending
 	kept := s.queue[:0]
 	for _, w := range s.queue {
-		if s.cannotWin(len(kept)) {
+		if s.cannotWin(g, int64(len(kept)+s.serving)) {
 			lost = append(lost, w)
 			continue
 		}
@@ -209,12 +179,18 @@ func (s *sale) shed() {
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept
-	for _, w := range lost {
-		s.answerLocked(w, s.lostAnswer(s.buyer(w.User), w.Press), nil)
-	}
+	s.syncAheadLocked()
 	s.mu.Unlock()
+	if len(lost) == 0 {
+		return
+	}
 	s.f.metrics.shed.Add(float64(len(lost)))
 	for _, w := range lost {
+		sh := s.shard(w.User)
+		sh.mu.Lock()
+		b := sh.buyer(s, w.User, g.id)
+		s.answerLocked(b, w, s.lostAnswer(b, w.Press, g), nil)
+		sh.mu.Unlock()
 		close(w.done)
 	}
 }
@@ -223,15 +199,20 @@ func (s *sale) shed() {
 func (s *sale) finish(w *pending, a Answer, err error) {
 	s.mu.Lock()
 	s.serving--
-	s.answerLocked(w, a, err)
+	s.syncAheadLocked()
+	id := s.id
 	s.mu.Unlock()
+	sh := s.shard(w.User)
+	sh.mu.Lock()
+	s.answerLocked(sh.buyer(s, w.User, id), w, a, err)
+	sh.mu.Unlock()
 	close(w.done)
 }
 
-// answerLocked records a press's answer; the caller closes w.done once it has let go
-// of s.mu. Final answers are remembered for retries with its cid.
-func (s *sale) answerLocked(w *pending, a Answer, err error) {
-	b := s.buyer(w.User)
+// answerLocked records a press's answer in its buyer; the caller closes w.done once
+// it has let go of the shard's lock. Final answers are remembered for retries with
+// its cid. Caller holds the buyer's shard lock.
+func (s *sale) answerLocked(b *buyer, w *pending, a Answer, err error) {
 	delete(b.inflight, w.CID)
 	if err == nil {
 		if a.Kind == Won || a.Kind == AlreadyBought {
@@ -319,15 +300,11 @@ func (s *sale) unload() bool {
 	defer f.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) > 0 {
+	if len(s.queue) > 0 || s.serving > 0 || s.inflight() {
 		return false
 	}
-	for _, b := range s.buyers {
-		if len(b.inflight) > 0 {
-			return false
-		}
-	}
 	s.unloaded = true
+	s.storeGateLocked()
 	delete(f.sales, s.key)
 	f.metrics.stockLeft.DeleteLabelValues(s.room, s.item)
 	return true
@@ -396,10 +373,7 @@ func (s *sale) serve(ctx context.Context, batch []*pending) {
 // Otherwise the last units are on other gateways' leases (or the winners are not
 // known yet), and presses wait for them, up to SoldOutWait.
 func (s *sale) noUnits(ctx context.Context, rec *saleRecord, batch []*pending) {
-	s.mu.Lock()
-	known := s.winnersKnown()
-	s.mu.Unlock()
-	if rec.exhausted() && known {
+	if rec.exhausted() && s.winnersKnown(s.gate.Load()) {
 		s.requeue(batch) // shed answers them, from the sale's winners
 		return
 	}
@@ -517,11 +491,13 @@ func (s *sale) slotTaken(ctx context.Context, w *pending, seq uint64) *pending {
 		s.finish(w, Answer{Kind: Won, OrderID: o.ID, final: true}, nil)
 		return nil
 	}
-	s.mu.Lock()
-	limit := s.limit
-	b := s.buyer(w.User)
+	g := s.gate.Load()
+	limit := g.limit
+	sh := s.shard(w.User)
+	sh.mu.Lock()
+	b := sh.buyer(s, w.User, g.id)
 	b.wins = max(b.wins, w.slot)
-	s.mu.Unlock()
+	sh.mu.Unlock()
 	if w.slot < limit {
 		w.slot++
 		return w

@@ -97,11 +97,11 @@ func TestFlashPoolWatchLoadsSaleAndSeesSellOut(t *testing.T) {
 			return check(s)
 		}
 	}
-	eventually(t, "B loads the sale A opened and follows its orders", loaded(func(s *sale) bool { return s.caughtUp }))
+	eventually(t, "B loads the sale A opened and follows its orders", loaded(func(s *sale) bool { return s.caughtUp.Load() }))
 	if w := buy(t, a, "r", "i", "u1", "c1"); w.Kind != Won {
 		t.Fatalf("press on A: %+v", w)
 	}
-	eventually(t, "B learns the sell-out from the pool watch", loaded(func(s *sale) bool { return s.soldOut }))
+	eventually(t, "B learns the sell-out from the pool watch", loaded(func(s *sale) bool { return s.soldOut && s.winnersKnown(s.gate.Load()) }))
 	if lost := buy(t, b, "r", "i", "u2", "c2"); lost.Kind != SoldOut {
 		t.Fatalf("press on B after the sell-out: %+v", lost)
 	}

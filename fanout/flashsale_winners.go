@@ -63,7 +63,11 @@ func (s *sale) startWatch(ctx context.Context, id, filter string) error {
 	}
 	s.mu.Lock()
 	if s.id == id {
-		s.winners, s.seen, s.backlog, s.caughtUp = map[string][]winner{}, 0, stored, stored == 0
+		s.wmu.Lock()
+		s.winners, s.backlog = map[string][]winner{}, stored
+		s.seen.Store(0)
+		s.caughtUp.Store(stored == 0)
+		s.wmu.Unlock()
 	}
 	s.mu.Unlock()
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.noteOrder(id, m.Data()) })
@@ -79,9 +83,16 @@ func (s *sale) stopWatch() {
 		s.watch.Stop()
 		s.watch = nil
 	}
-	s.mu.Lock()
-	s.caughtUp = false
-	s.mu.Unlock()
+	s.caughtUp.Store(false)
+}
+
+// resetWinners forgets the winners of a previous sale id. Caller holds s.mu.
+func (s *sale) resetWinners() {
+	s.wmu.Lock()
+	s.winners = nil
+	s.seen.Store(0)
+	s.caughtUp.Store(false)
+	s.wmu.Unlock()
 }
 
 // noteOrder records a stored order of sale id. Called by the watch's goroutine.
@@ -90,14 +101,16 @@ func (s *sale) noteOrder(id string, data []byte) {
 	if err := json.Unmarshal(data, &o); err != nil || o.Sale != id {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id != s.id {
+	if g := s.gate.Load(); g == nil || g.id != id {
 		return
 	}
-	s.seen++
-	if s.seen >= s.backlog {
-		s.caughtUp = true
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.winners == nil {
+		return // the sale id changed since the watch started
+	}
+	if s.seen.Add(1) >= s.backlog {
+		s.caughtUp.Store(true)
 	}
 	for _, w := range s.winners[o.User] {
 		if w.slot == o.Slot {
@@ -109,16 +122,18 @@ func (s *sale) noteOrder(id string, data []byte) {
 
 // lostAnswer is the final answer to a press that gets no unit: the user's own win if
 // this very press (by cid) won, already_bought if the user holds the limit, else
-// sold_out. Caller holds s.mu.
-func (s *sale) lostAnswer(b *buyer, p Press) Answer {
+// sold_out. Caller holds b's shard lock.
+func (s *sale) lostAnswer(b *buyer, p Press, g *saleGate) Answer {
+	s.wmu.RLock()
 	ws := s.winners[p.User]
+	s.wmu.RUnlock()
 	for _, w := range ws {
 		if w.cid == p.CID {
 			return Answer{Kind: Won, OrderID: w.orderID, final: true}
 		}
 	}
 	b.wins = max(b.wins, len(ws))
-	if b.wins >= s.limit {
+	if b.wins >= g.limit {
 		return Answer{Kind: AlreadyBought, final: true}
 	}
 	return Answer{Kind: SoldOut, final: true}
