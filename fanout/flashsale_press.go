@@ -93,7 +93,7 @@ func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error
 		sh.mu.Unlock()
 		return a, nil
 	}
-	if s.cannotWin(g, s.ahead.Load()) {
+	if s.cannotWin(g) {
 		a := s.lostAnswer(b, p, g)
 		b.answers[p.CID] = a
 		sh.mu.Unlock()
@@ -122,6 +122,5 @@ func (s *sale) enqueue(w *pending) bool {
 		return false
 	}
 	s.queue = append(s.queue, w)
-	s.syncAheadLocked()
 	return true
 }

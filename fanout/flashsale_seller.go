@@ -42,16 +42,14 @@ type sale struct {
 	owed      *settlement              // the last round's lease, ended by the next write
 
 	gate   atomic.Pointer[saleGate] // what a press needs to know of the sale; set under mu
-	ahead  atomic.Int64             // presses queued or being served: len(queue) + serving
 	buyers [buyerShards]buyerShard
 
-	mu       sync.Mutex // guards the fields below, and changes of gate and ahead
+	mu       sync.Mutex // guards the fields below, and changes of gate
 	id       string
 	limit    int
 	startsAt time.Time
 	soldOut  bool        // final: the pool is exhausted
 	unloaded bool        // the seller stopped after SaleIdle; presses load the sale again
-	left     int         // units not known sold (stock - sold), as last read or written
 	sold     int         // units known sold, as last read or written
 	rec      *saleRecord // the newest record observed (never changed in place)
 	queue    []*pending
@@ -73,7 +71,6 @@ type saleGate struct {
 	startsAt time.Time
 	soldOut  bool
 	unloaded bool
-	left     int
 	sold     int
 }
 
@@ -123,7 +120,7 @@ func (s *sale) observe(rec *saleRecord) {
 	if rec.exhausted() {
 		s.soldOut = true
 	}
-	s.left, s.sold = rec.left(), rec.Sold
+	s.sold = rec.Sold
 	s.storeGateLocked()
 	s.f.metrics.stockLeft.WithLabelValues(s.room, s.item).Set(float64(rec.left()))
 }
@@ -131,11 +128,8 @@ func (s *sale) observe(rec *saleRecord) {
 // storeGateLocked publishes the sale's state to presses. Caller holds s.mu.
 func (s *sale) storeGateLocked() {
 	s.gate.Store(&saleGate{id: s.id, limit: s.limit, startsAt: s.startsAt, soldOut: s.soldOut,
-		unloaded: s.unloaded, left: s.left, sold: s.sold})
+		unloaded: s.unloaded, sold: s.sold})
 }
-
-// syncAheadLocked publishes how many presses are ahead of a new one. Caller holds s.mu.
-func (s *sale) syncAheadLocked() { s.ahead.Store(int64(len(s.queue) + s.serving)) }
 
 func (s *sale) signal() {
 	select {
@@ -144,16 +138,17 @@ func (s *sale) signal() {
 	}
 }
 
-// cannotWin reports that a press with ahead presses before it on this gateway
-// (queued and being served) cannot get a unit: the pool is exhausted, or those
-// presses are at least the units not yet sold. Such a press is answered at once
-// (lostAnswer) instead of waiting for the presses before it; a unit can still come
-// back to the pool only if a win fails to be stored, and then it goes to a later
-// press. The shortcut needs the sale's winners (to answer a user who won elsewhere),
-// so it is taken only while they are complete (winnersKnown); otherwise, and without
-// a watch, such presses wait for the seller.
-func (s *sale) cannotWin(g *saleGate, ahead int64) bool {
-	return s.winnersKnown(g) && (g.soldOut || ahead >= int64(g.left))
+// cannotWin reports that a press cannot get a unit because the sale sold out. Such
+// a press is answered at once from the sale's winners (lostAnswer), without waiting
+// for the seller; so are the presses still queued when the sale sells out. This is
+// taken only while the winners are complete (winnersKnown); otherwise, and without a
+// watch, such presses wait for the seller.
+//
+// A press is not shed earlier, when the presses ahead of it already outnumber the
+// units left: some of those (a user's second press, a retry of a win made on another
+// gateway) turn out to need no unit, and the units they leave would go unsold.
+func (s *sale) cannotWin(g *saleGate) bool {
+	return g.soldOut && s.winnersKnown(g)
 }
 
 // winnersKnown reports that the order watch has caught up and delivered at least as
@@ -163,27 +158,17 @@ func (s *sale) winnersKnown(g *saleGate) bool {
 	return s.caughtUp.Load() && s.seen.Load() >= uint64(g.sold)
 }
 
-// shed answers the queued presses that cannot win (cannotWin), keeping the order of
-// the rest.
+// shed answers every queued press once the sale sold out (cannotWin).
 func (s *sale) shed() {
 	s.mu.Lock()
 	g := s.gate.Load()
-	var lost []*pending
-	kept := s.queue[:0]
-	for _, w := range s.queue {
-		if s.cannotWin(g, int64(len(kept)+s.serving)) {
-			lost = append(lost, w)
-			continue
-		}
-		kept = append(kept, w)
-	}
-	clear(s.queue[len(kept):])
-	s.queue = kept
-	s.syncAheadLocked()
-	s.mu.Unlock()
-	if len(lost) == 0 {
+	if !s.cannotWin(g) {
+		s.mu.Unlock()
 		return
 	}
+	lost := s.queue
+	s.queue = nil
+	s.mu.Unlock()
 	s.f.metrics.shed.Add(float64(len(lost)))
 	for _, w := range lost {
 		sh := s.shard(w.User)
@@ -199,7 +184,6 @@ func (s *sale) shed() {
 func (s *sale) finish(w *pending, a Answer, err error) {
 	s.mu.Lock()
 	s.serving--
-	s.syncAheadLocked()
 	id := s.id
 	s.mu.Unlock()
 	sh := s.shard(w.User)

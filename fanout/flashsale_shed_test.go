@@ -39,8 +39,9 @@ func TestFlashRetryAfterSoldOutGetsItsWin(t *testing.T) {
 	}
 }
 
-// A herd much larger than the stock: the presses that cannot get a unit are answered
-// without waiting for the seller's rounds, and the wins are still exactly the stock.
+// A herd much larger than the stock: once the sale sells out, the presses still
+// queued and those that come later are answered at once (shed), without a round trip
+// of the seller each, and the wins are still exactly the stock.
 func TestFlashHerdBeyondStockIsShed(t *testing.T) {
 	ns := embednats.Test(t)
 	f, _ := startFlash(t, ns, FlashConfig{})
