@@ -98,6 +98,11 @@ type Answer struct {
 // the press (a retry carries the same CID).
 type Press struct {
 	Room, Item, User, CID string
+	// Resend says the client sends this press again because it got no answer (a
+	// reconnect, an unavailable error): it may have won already, on any gateway. A
+	// first send of a press cannot have won, so once the sale sold out it is answered
+	// at once; a resend waits until this gateway knows every winner of the sale.
+	Resend bool
 }
 
 // Sale says how a flash sale is set up: taken from a pinned product's flash_sale.

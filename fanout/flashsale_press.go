@@ -93,7 +93,7 @@ func (s *sale) press(ctx context.Context, p Press, now time.Time) (Answer, error
 		sh.mu.Unlock()
 		return a, nil
 	}
-	if s.cannotWin(g) {
+	if s.cannotWin(g, &p) {
 		a := s.lostAnswer(b, p, g)
 		b.answers[p.CID] = a
 		sh.mu.Unlock()

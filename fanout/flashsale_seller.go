@@ -140,15 +140,15 @@ func (s *sale) signal() {
 
 // cannotWin reports that a press cannot get a unit because the sale sold out. Such
 // a press is answered at once from the sale's winners (lostAnswer), without waiting
-// for the seller; so are the presses still queued when the sale sells out. This is
-// taken only while the winners are complete (winnersKnown); otherwise, and without a
-// watch, such presses wait for the seller.
+// for the seller; so are the presses still queued when the sale sells out. A resent
+// press may be a win whose answer was lost: it is answered so only while the winners
+// are complete (winnersKnown), and otherwise waits for the seller.
 //
 // A press is not shed earlier, when the presses ahead of it already outnumber the
 // units left: some of those (a user's second press, a retry of a win made on another
 // gateway) turn out to need no unit, and the units they leave would go unsold.
-func (s *sale) cannotWin(g *saleGate) bool {
-	return g.soldOut && s.winnersKnown(g)
+func (s *sale) cannotWin(g *saleGate, p *Press) bool {
+	return g.soldOut && (!p.Resend || s.winnersKnown(g))
 }
 
 // winnersKnown reports that the order watch has caught up and delivered at least as
@@ -162,12 +162,21 @@ func (s *sale) winnersKnown(g *saleGate) bool {
 func (s *sale) shed() {
 	s.mu.Lock()
 	g := s.gate.Load()
-	if !s.cannotWin(g) {
+	if !g.soldOut {
 		s.mu.Unlock()
 		return
 	}
-	lost := s.queue
-	s.queue = nil
+	var lost []*pending
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		if s.cannotWin(g, &w.Press) {
+			lost = append(lost, w)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
 	s.mu.Unlock()
 	s.f.metrics.shed.Add(float64(len(lost)))
 	for _, w := range lost {
@@ -357,12 +366,22 @@ func (s *sale) serve(ctx context.Context, batch []*pending) {
 // Otherwise the last units are on other gateways' leases (or the winners are not
 // known yet), and presses wait for them, up to SoldOutWait.
 func (s *sale) noUnits(ctx context.Context, rec *saleRecord, batch []*pending) {
-	if rec.exhausted() && s.winnersKnown(s.gate.Load()) {
-		s.requeue(batch) // shed answers them, from the sale's winners
+	g := s.gate.Load()
+	var shed, wait []*pending
+	for _, w := range batch {
+		if rec.exhausted() && s.cannotWin(g, &w.Press) {
+			shed = append(shed, w)
+		} else {
+			wait = append(wait, w)
+		}
+	}
+	s.requeue(shed) // shed answers them, from the sale's winners
+	if len(wait) == 0 {
 		return
 	}
+	batch = wait
 	now := time.Now()
-	var wait []*pending
+	wait = nil
 	for _, w := range batch {
 		switch {
 		case now.Sub(w.arrived) < s.f.cfg.SoldOutWait:
@@ -397,11 +416,13 @@ type publishOutcome struct {
 func (s *sale) publish(ctx context.Context, rec *saleRecord, batch []*pending, units []int) publishOutcome {
 	var out publishOutcome
 	futs := make([]jetstream.PubAckFuture, len(batch))
+	orders := make([]Order, len(batch))
 	m := s.f.metrics
 	now := time.Now().UnixMilli()
 	for i, w := range batch {
 		o := Order{ID: orderID(rec.Sale, units[i]), Sale: rec.Sale, Room: rec.Room, Item: rec.Item,
 			Unit: units[i], User: w.User, Slot: w.slot, CID: w.CID, Gateway: s.f.cfg.Gateway, TS: now}
+		orders[i] = o
 		msg := nats.NewMsg(orderSubject(rec.Room, rec.Sale, units[i]))
 		msg.Data, _ = json.Marshal(o)
 		fut, err := s.f.js.PublishMsgAsync(msg,
@@ -434,6 +455,7 @@ func (s *sale) publish(ctx context.Context, rec *saleRecord, batch []*pending, u
 		case err == nil && !ack.Duplicate:
 			out.sold++
 			m.ordersStored.Inc()
+			s.addWinner(orders[i])
 			s.finish(w, Answer{Kind: Won, OrderID: orderID(rec.Sale, unit), final: true}, nil)
 		case err == nil:
 			// The user's slot is taken: by this very press earlier (a retry after a

@@ -112,6 +112,23 @@ func (s *sale) noteOrder(id string, data []byte) {
 	if s.seen.Add(1) >= s.backlog {
 		s.caughtUp.Store(true)
 	}
+	s.addWinnerLocked(o)
+}
+
+// addWinner records a win this gateway just stored, before the watch delivers it.
+func (s *sale) addWinner(o Order) {
+	if g := s.gate.Load(); g.id != o.Sale {
+		return
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.winners != nil {
+		s.addWinnerLocked(o)
+	}
+}
+
+// addWinnerLocked records an order once. Caller holds s.wmu for writing.
+func (s *sale) addWinnerLocked(o Order) {
 	for _, w := range s.winners[o.User] {
 		if w.slot == o.Slot {
 			return

@@ -44,7 +44,7 @@ func (c *conn) buy(cmd command) (any, *cmdError) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.PublishTimeout)
 	defer cancel()
-	a, err := c.g.flash.Buy(ctx, fanout.Press{Room: cmd.Room, Item: cmd.Item, User: c.you.ID, CID: cmd.CID})
+	a, err := c.g.flash.Buy(ctx, fanout.Press{Room: cmd.Room, Item: cmd.Item, User: c.you.ID, CID: cmd.CID, Resend: cmd.Resend})
 	switch {
 	case errors.Is(err, fanout.ErrNoSale):
 		return nil, errorf(codeNoSale, "no flash sale for item "+cmd.Item)

@@ -22,7 +22,8 @@ type command struct {
 	Seq     uint64 `json:"seq"`
 
 	// flash sale (cmd_buy.go)
-	Item string `json:"item"`
+	Item   string `json:"item"`
+	Resend bool   `json:"resend"` // the client got no answer to an earlier send of this cid
 
 	// room state (statecmds.go)
 	Count   int64           `json:"count"`

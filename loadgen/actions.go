@@ -99,7 +99,9 @@ func (v *viewer) resendPending() {
 	v.mu.Lock()
 	cmds := make([]command, 0, len(v.pending))
 	for cid, p := range v.pending {
-		cmds = append(cmds, v.command(cid, p))
+		c := v.command(cid, p)
+		c.Resend = true
+		cmds = append(cmds, c)
 	}
 	v.mu.Unlock()
 	for _, c := range cmds {

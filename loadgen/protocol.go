@@ -23,6 +23,9 @@ type command struct {
 	CID   string `json:"cid,omitempty"`
 	Count int    `json:"count,omitempty"` // cheer taps
 	Item  string `json:"item,omitempty"`  // buy
+	// Resend marks a send of a cid after the first (the answer was lost): the gateway
+	// may have acted on it already.
+	Resend bool `json:"resend,omitempty"`
 
 	Product *product `json:"product,omitempty"` // pin
 }

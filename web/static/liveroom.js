@@ -204,7 +204,9 @@
       if (a.inflight) return;
       a.inflight = true;
       a.tries++;
-      this.request(a.cmd, a.fields).then(
+      // After the first send, the server is told it may have acted on this cid already.
+      const fields = a.tries > 1 ? Object.assign({}, a.fields, { resend: true }) : a.fields;
+      this.request(a.cmd, fields).then(
         (res) => { this.actions.delete(a.fields.cid); a.resolve(res); },
         (err) => {
           a.inflight = false;
