@@ -79,7 +79,14 @@ type settlement struct {
 // when the write conflicts, or to confirm that there is nothing to do. Ending a
 // lease is idempotent: a lease that is gone (reclaimed, or ended by a write whose
 // answer was lost) is not accounted twice.
-func (f *FlashSales) relet(ctx context.Context, key string, known *saleRecord, prev *settlement, n int) (leaseResult, error) {
+//
+// After a conflict it retries from newer(rev), the first record newer than the one
+// it wrote on that the pool watch delivers (nil: none came soon, read it). The watch
+// pushes the winning write at once, where a read would cost a round trip in which
+// a gateway selling round after round writes again: with reads, the other gateways'
+// leases lost every race until its queue drained.
+func (f *FlashSales) relet(ctx context.Context, key string, known *saleRecord, prev *settlement, n int,
+	newer func(ctx context.Context, rev uint64) *saleRecord) (leaseResult, error) {
 	n = min(n, f.cfg.MaxLease)
 	rec, fresh := known, false
 	for {
@@ -131,10 +138,14 @@ func (f *FlashSales) relet(ctx context.Context, key string, known *saleRecord, p
 			}
 			return res, nil
 		}
-		if err := f.write(ctx, key, rec, rec.rev); err != nil {
+		base := rec.rev
+		if err := f.write(ctx, key, rec, base); err != nil {
 			if isWrongLastSeq(err) {
 				f.metrics.casConflicts.Inc()
-				rec = nil
+				rec, fresh = nil, false
+				if newer != nil {
+					rec = newer(ctx, base)
+				}
 				continue
 			}
 			return leaseResult{}, err

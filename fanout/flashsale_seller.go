@@ -48,10 +48,11 @@ type sale struct {
 	id       string
 	limit    int
 	startsAt time.Time
-	soldOut  bool        // final: the pool is exhausted
-	unloaded bool        // the seller stopped after SaleIdle; presses load the sale again
-	sold     int         // units known sold, as last read or written
-	rec      *saleRecord // the newest record observed (never changed in place)
+	soldOut  bool          // final: the pool is exhausted
+	unloaded bool          // the seller stopped after SaleIdle; presses load the sale again
+	sold     int           // units known sold, as last read or written
+	rec      *saleRecord   // the newest record observed (never changed in place)
+	recCh    chan struct{} // closed (and replaced) when rec changes
 	queue    []*pending
 	serving  int // presses the seller took and has neither answered nor put back
 
@@ -112,6 +113,10 @@ func (s *sale) observe(rec *saleRecord) {
 		return // older than what the seller or the pool watch already saw
 	}
 	s.rec = rec
+	if s.recCh != nil {
+		close(s.recCh)
+	}
+	s.recCh = make(chan struct{})
 	if rec.Sale != s.id {
 		s.id, s.limit, s.startsAt = rec.Sale, rec.PerUserLimit, time.UnixMilli(rec.StartsAt)
 		s.soldOut = false
@@ -269,7 +274,7 @@ func (s *sale) settleOwed(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.f.cfg.PublishTimeout)
 	defer cancel()
-	lr, err := s.f.relet(ctx, s.key, s.known(), s.owed, 0)
+	lr, err := s.f.relet(ctx, s.key, s.known(), s.owed, 0, s.newer)
 	if err != nil {
 		// The lease expires and another gateway takes its units back.
 		s.f.metrics.settleErrors.Inc()
@@ -277,6 +282,32 @@ func (s *sale) settleOwed(ctx context.Context) {
 	}
 	s.owed = nil
 	s.observe(lr.rec)
+}
+
+// newerWait bounds how long a seller waits for the pool watch after a conflicting
+// write before it reads the record itself.
+const newerWait = 50 * time.Millisecond
+
+// newer returns the first record observed newer than revision rev, or nil if none
+// comes within newerWait.
+func (s *sale) newer(ctx context.Context, rev uint64) *saleRecord {
+	t := time.NewTimer(newerWait)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		rec, ch := s.rec, s.recCh
+		s.mu.Unlock()
+		if rec != nil && rec.rev > rev {
+			return rec
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // known is the newest record observed.
@@ -339,7 +370,7 @@ func (s *sale) requeue(ws []*pending) {
 func (s *sale) serve(ctx context.Context, batch []*pending) {
 	opCtx, cancel := context.WithTimeout(ctx, s.f.cfg.PublishTimeout)
 	defer cancel()
-	lr, err := s.f.relet(opCtx, s.key, s.known(), s.owed, len(batch))
+	lr, err := s.f.relet(opCtx, s.key, s.known(), s.owed, len(batch), s.newer)
 	if err != nil {
 		for _, w := range batch {
 			s.finish(w, Answer{}, err)
