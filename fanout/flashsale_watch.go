@@ -53,7 +53,13 @@ func (f *FlashSales) notePool(e jetstream.KeyValueEntry) {
 		s = f.startLocked(e.Key(), rec)
 	}
 	f.mu.Unlock()
-	if s != nil {
-		s.observe(rec)
+	if s == nil {
+		return
+	}
+	s.observe(rec)
+	if rec.exhausted() {
+		// Answer the presses queued here now: the seller may be inside a round trip
+		// that a saturated gateway takes hundreds of milliseconds to finish.
+		s.shed()
 	}
 }
