@@ -258,7 +258,7 @@ func (r *room) onChat(m *nats.Msg) {
 // lines above the budget. It returns the events for the shared frame (events filtered
 // in place) and, for viewers whose own lines were sampled out, a frame of their own:
 // the shared events with their lines in place.
-func (r *room) chatFlush(events []pendingEvent, firstAt time.Time) ([]pendingEvent, map[Sink]*Frame) {
+func (r *room) chatFlush(events []pendingEvent, states []stateEvent, stateOnly *Frame, firstAt time.Time) ([]pendingEvent, map[Sink]*Frame) {
 	c, m := &r.chat, r.hub.chatm
 	now := time.Now()
 	out := events[:0]
@@ -316,7 +316,7 @@ func (r *room) chatFlush(events []pendingEvent, firstAt time.Time) ([]pendingEve
 				merged = append(merged, out[i])
 			}
 		}
-		f := &Frame{Data: r.encode(merged), Class: ClassStream, Received: firstAt, Events: len(merged)}
+		f := r.tickFrame(merged, states, stateOnly, firstAt)
 		for _, s := range c.sinksOf(user) {
 			frames[s] = f
 		}
@@ -410,19 +410,6 @@ func (c *roomChat) sinksOf(user string) []Sink {
 	c.usersMu.Lock()
 	defer c.usersMu.Unlock()
 	return append([]Sink(nil), c.byUser[user]...)
-}
-
-// deliverState sends one state event to every local viewer of the room, as its own
-// frame (never dropped; a newer one with the same key replaces a queued one).
-func (r *room) deliverState(key string, event []byte) {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-	f := &Frame{Data: r.encode([]pendingEvent{{data: event}}), Class: ClassState, Key: r.name + "/" + key, Events: 1}
-	r.sinksMu.RLock()
-	defer r.sinksMu.RUnlock()
-	for _, s := range r.sinks {
-		s.Deliver(f)
-	}
 }
 
 // room returns the open room called name, or nil.

@@ -29,6 +29,11 @@ type Frame struct {
 	Received time.Time
 	// Events is how many events the frame carries (for metrics).
 	Events int
+	// State is set on a ClassStream frame that also carries state events (a room's
+	// tick frame with chat and state): the same state events as a frame of their own.
+	// A queue that must drop the frame queues State in its place, so that a slow
+	// viewer loses chat, never state.
+	State *Frame
 }
 
 // Sink receives a room's frames. Deliver is called from the room's flush and must not

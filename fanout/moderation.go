@@ -194,7 +194,7 @@ func (m *moderation) apply(e jetstream.KeyValueEntry) {
 			}
 		}
 	case kind == "slow":
-		r.deliverState("slow_mode", slowModeEvent(v.Seconds))
+		r.queueState("slow_mode", slowModeEvent(v.Seconds))
 	}
 }
 

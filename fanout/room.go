@@ -12,6 +12,11 @@ import (
 // room is one room as seen by one gateway: its local sinks, its NATS subscription, and
 // the events collected for the next frame.
 //
+// Everything a viewer is sent by the room leaves in the room's tick frame: the chat
+// lines of the tick and the state changes of the tick, the latest value of each state
+// key only (queueState). A viewer thus gets at most one frame per tick from a room,
+// however many state keys change.
+//
 // Lock order: the hub shard's mu, then sinksMu. flushMu, then pendMu (released before
 // sinksMu is taken).
 type room struct {
@@ -27,12 +32,14 @@ type room struct {
 	nsinks  atomic.Int32 // len(sinks), read without the lock to pick the tick
 	index   map[Sink]int
 
-	pendMu    sync.Mutex // guards the fields below
-	pending   []pendingEvent
-	spare     []pendingEvent
-	firstAt   time.Time
-	scheduled bool
-	closed    bool
+	pendMu     sync.Mutex // guards the fields below
+	pending    []pendingEvent
+	spare      []pendingEvent
+	pendState  []stateEvent // state changes for the next frame, one per key
+	spareState []stateEvent
+	firstAt    time.Time
+	scheduled  bool
+	closed     bool
 
 	flushMu sync.Mutex // one flush at a time, so frames leave in order
 
@@ -44,6 +51,13 @@ type room struct {
 type pendingEvent struct {
 	data []byte
 	chat *chatEntry // set for chat stream entries (chatroom.go)
+}
+
+// stateEvent is the latest value of one state key ("pin", "cheers", "online", "live",
+// "slow_mode", "stock/<item>") waiting for the next frame.
+type stateEvent struct {
+	key  string
+	data []byte
 }
 
 func newRoom(h *Hub, name string) *room {
@@ -124,10 +138,41 @@ func (r *room) addEvent(ev pendingEvent) {
 	if r.closed {
 		return
 	}
-	if len(r.pending) == 0 {
+	r.noteFirstLocked()
+	r.pending = append(r.pending, ev)
+	r.armLocked()
+}
+
+// queueState puts the latest value of a state key into the next frame: a value queued
+// earlier in the same tick is replaced (state is latest-wins; pins, stock and cheer
+// totals carry a version or only grow, so the newest covers the older ones).
+func (r *room) queueState(key string, data []byte) {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	if r.closed {
+		return
+	}
+	for i := range r.pendState {
+		if r.pendState[i].key == key {
+			r.pendState[i].data = data
+			r.hub.statem.stateCoalesced.Inc()
+			return
+		}
+	}
+	r.noteFirstLocked()
+	r.pendState = append(r.pendState, stateEvent{key: key, data: data})
+	r.armLocked()
+}
+
+// noteFirstLocked notes when the first event of the next frame arrived. pendMu held.
+func (r *room) noteFirstLocked() {
+	if len(r.pending) == 0 && len(r.pendState) == 0 {
 		r.firstAt = time.Now()
 	}
-	r.pending = append(r.pending, ev)
+}
+
+// armLocked schedules the flush of the next frame. pendMu held.
+func (r *room) armLocked() {
 	if !r.scheduled {
 		r.scheduled = true
 		r.timer.Reset(r.tick())
@@ -140,24 +185,29 @@ func (r *room) flush() {
 	defer r.flushMu.Unlock()
 
 	r.pendMu.Lock()
-	events, firstAt := r.pending, r.firstAt
+	events, states, firstAt := r.pending, r.pendState, r.firstAt
 	r.pending, r.spare = r.spare[:0], nil
+	r.pendState, r.spareState = r.spareState[:0], nil
 	r.scheduled = false
 	r.pendMu.Unlock()
-	if len(events) == 0 {
+	if len(events) == 0 && len(states) == 0 {
 		return
 	}
 
-	shared, own := r.chatFlush(events, firstAt)
-	var f *Frame
-	if len(shared) > 0 {
-		f = &Frame{Data: r.encode(shared), Class: ClassStream, Received: firstAt, Events: len(shared)}
+	stateOnly := r.stateFrame(states, firstAt)
+	shared, own := r.chatFlush(events, states, stateOnly, firstAt)
+	f := r.tickFrame(shared, states, stateOnly, firstAt)
+	if f != nil {
 		r.hub.metrics.batchEvents.Observe(float64(f.Events))
 	}
 	clear(events)
+	clear(states)
 	r.pendMu.Lock()
 	if r.spare == nil {
 		r.spare = events[:0]
+	}
+	if r.spareState == nil {
+		r.spareState = states[:0]
 	}
 	r.pendMu.Unlock()
 
@@ -172,11 +222,43 @@ func (r *room) flush() {
 	r.sinksMu.RUnlock()
 }
 
+// tickFrame is a tick's frame: the chat events, then the state changes; nil if there
+// are neither. Chat alone is ClassStream (a slow viewer may lose it). State alone is
+// ClassState, never dropped; with a single key it keeps that key, so a slow viewer's
+// queue replaces it with a newer one of the same key. Chat and state together are one
+// ClassStream frame whose State is the state-only frame (stateOnly, shared by every
+// frame of the tick): a queue that drops the frame keeps its state.
+func (r *room) tickFrame(chat []pendingEvent, states []stateEvent, stateOnly *Frame, firstAt time.Time) *Frame {
+	if len(chat) == 0 {
+		return stateOnly
+	}
+	return &Frame{Data: r.encodeWith(chat, states), Class: ClassStream, Received: firstAt,
+		Events: len(chat) + len(states), State: stateOnly}
+}
+
+// stateFrame is the frame of a tick's state changes alone; nil if there are none.
+func (r *room) stateFrame(states []stateEvent, firstAt time.Time) *Frame {
+	if len(states) == 0 {
+		return nil
+	}
+	f := &Frame{Data: r.encodeWith(nil, states), Class: ClassState, Received: firstAt, Events: len(states)}
+	if len(states) == 1 {
+		f.Key = r.name + "/" + states[0].key
+	}
+	return f
+}
+
 // encode builds `{"type":"events","room":"r","events":[e1,e2,...]}` in one allocation.
-func (r *room) encode(events []pendingEvent) []byte {
-	n := len(r.prefix) + 2 + len(events)
+func (r *room) encode(events []pendingEvent) []byte { return r.encodeWith(events, nil) }
+
+// encodeWith encodes events followed by the state events.
+func (r *room) encodeWith(events []pendingEvent, states []stateEvent) []byte {
+	n := len(r.prefix) + 2 + len(events) + len(states)
 	for _, e := range events {
 		n += len(e.data)
+	}
+	for _, s := range states {
+		n += len(s.data)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, r.prefix...)
@@ -185,6 +267,12 @@ func (r *room) encode(events []pendingEvent) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, e.data...)
+	}
+	for i, s := range states {
+		if i > 0 || len(events) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s.data...)
 	}
 	return append(b, ']', '}')
 }

@@ -19,8 +19,8 @@ import (
 // kept current by the room's subscription; every value is versioned or monotonic, so
 // an update that arrives while the load runs is never lost or reverted.
 //
-// Each kind reaches viewers as its own ClassState frame (key "<room>/<kind>"): a slow
-// viewer's queue keeps only the newest of each, and never drops them.
+// Each change reaches viewers in the room's next tick frame (room.queueState), the
+// latest value of each kind per tick; frames with state are never dropped.
 
 // StateSnapshot is the room state a joining viewer gets (docs/protocol.md, "Snapshot").
 type StateSnapshot struct {
@@ -141,6 +141,12 @@ func (r *room) snapshot() *StateSnapshot {
 	defer s.mu.Unlock()
 	s.init()
 	snap := &StateSnapshot{Pin: s.pin, Cheers: s.cheers, Online: s.online(r.hub.cfg.State.ViewerTTL), Unique: s.unique.Estimate(), Live: s.live}
+	if s.sentOnline >= 0 {
+		// What the room's viewers were last sent: the viewer loop sends a count only when
+		// it differs from that, so a joining viewer given a fresher sum would keep it if
+		// the sum then went back to the value sent.
+		snap.Online, snap.Unique = s.sentOnline, s.sentUnique
+	}
 	if s.live == nil {
 		snap.Live = offline
 	}
@@ -298,10 +304,11 @@ func (r *room) mergeSketches(msgs []*nats.Msg) {
 	}
 }
 
-// sendState delivers one state event to every local viewer of the room.
+// sendState queues one state event for every local viewer of the room, in the next
+// tick frame.
 func (r *room) sendState(kind string, event []byte) {
 	r.hub.statem.stateFrames[kind].Inc()
-	r.deliverState(kind, event)
+	r.queueState(kind, event)
 }
 
 // closeState stops the room's state timer. Called when the room closes.

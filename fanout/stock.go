@@ -16,8 +16,8 @@ import (
 // receives on every gateway with viewers in the room. The pool changes once per lease
 // (hundreds of times a second while a sale is hot), so each item's newest value is sent
 // to viewers at most every stockInterval, and at once when the item sells out: "sold
-// out" is never late. Stock frames are ClassState with key "<room>/stock/<item>", so a
-// viewer's queue keeps only the newest and never drops it.
+// out" is never held back (it leaves in the next tick). Stock events ride the room's
+// tick frame as state key "stock/<item>": the newest of the tick, never dropped.
 
 // stockInterval is the shortest time between two stock frames of one item (4 Hz: at
 // least 1 Hz while the stock changes). A large room (LargeRoomViewers local viewers)
@@ -148,16 +148,11 @@ func (r *room) flushStock() {
 	}
 }
 
-// sendStock delivers an item's newest event to every local viewer, as its own state
-// frame. Called with flushMu and the stock mu held.
+// sendStock queues an item's newest event for every local viewer, in the room's next
+// tick frame (state key "stock/<item>"). Called with flushMu and the stock mu held.
 func (r *room) sendStock(item string, it *stockItem, now time.Time) {
 	it.sent, it.sentAt = it.version, now
-	f := &Frame{Data: r.encode([]pendingEvent{{data: it.event}}), Class: ClassState, Key: r.name + "/stock/" + item, Events: 1}
-	r.sinksMu.RLock()
-	defer r.sinksMu.RUnlock()
-	for _, sk := range r.sinks {
-		sk.Deliver(f)
-	}
+	r.queueState("stock/"+item, it.event)
 }
 
 // loadStock reads the room's sales from LR_FLASH, so that the first viewers get the

@@ -44,12 +44,18 @@ func newQueue(limit int) *queue {
 	return &queue{limit: limit}
 }
 
-func (q *queue) push(f *fanout.Frame) (res pushResult) {
+func (q *queue) push(f *fanout.Frame) pushResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.ending {
-		return res
+		return pushResult{}
 	}
+	return q.pushLocked(f)
+}
+
+// pushLocked queues f. A chat frame that also carries state (f.State set) loses only
+// its chat when it must be dropped: its state frame takes its place.
+func (q *queue) pushLocked(f *fanout.Frame) (res pushResult) {
 	if f.Class == fanout.ClassState && f.Key != "" {
 		for i, old := range q.items {
 			if old.Class == fanout.ClassState && old.Key == f.Key {
@@ -65,12 +71,24 @@ func (q *queue) push(f *fanout.Frame) (res pushResult) {
 		if i < 0 {
 			break
 		}
-		q.bytes -= len(q.items[i].Data)
-		q.items = append(q.items[:i], q.items[i+1:]...)
+		old := q.items[i]
+		q.bytes -= len(old.Data)
+		if old.State != nil {
+			q.items[i] = old.State
+			q.bytes += len(old.State.Data)
+		} else {
+			q.items = append(q.items[:i], q.items[i+1:]...)
+		}
 		res.droppedOld++
 	}
 	if q.bytes+len(f.Data) > q.limit && len(q.items) > 0 {
 		if f.Class == fanout.ClassStream {
+			if f.State != nil {
+				st := q.pushLocked(f.State)
+				st.droppedOld += res.droppedOld
+				st.droppedNew = true
+				return st
+			}
 			res.droppedNew = true
 		} else {
 			res.overflow = true
