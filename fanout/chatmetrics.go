@@ -54,6 +54,6 @@ func newChatMetrics(reg prometheus.Registerer) *chatMetrics {
 	for _, a := range modActionLabels {
 		m.modActions[a] = actions.WithLabelValues(a)
 	}
-	reg.MustRegister(joins, actions, m.duplicates, m.gaps, m.gapLines, m.gapsUnfilled, m.sampledOut, m.ownDelivered, m.kicks)
+	reg.MustRegister(joins, actions, m.joinsLate, m.duplicates, m.gaps, m.gapLines, m.gapsUnfilled, m.sampledOut, m.ownDelivered, m.kicks)
 	return m
 }
