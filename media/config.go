@@ -2,6 +2,7 @@ package media
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -57,6 +58,18 @@ type Config struct {
 	// status for 3×LiveRefresh). Default 30s.
 	LiveRefresh time.Duration
 
+	// PublicURL is this server's base URL as other media nodes reach it (scheme, host,
+	// port: "http://10.0.0.5:8081"; its WHEP endpoint is PublicURL+"/whep/{room}").
+	// A room whose host publishes here is announced with it in LR_LIVE
+	// (OriginStatus), so that other nodes can relay it (relay.go). Empty: rooms
+	// published here are not relayed by other nodes; this node still relays rooms
+	// published elsewhere.
+	PublicURL string
+
+	// RelayIdle is how long an edge keeps its upstream session to a room's origin
+	// after the room's last local viewer left. Default 10s.
+	RelayIdle time.Duration
+
 	// Replicas is the number of replicas of the LR_LIVE stream. Default 1.
 	Replicas int
 
@@ -85,6 +98,10 @@ func (c Config) withDefaults() Config {
 	if c.LiveRefresh <= 0 {
 		c.LiveRefresh = 30 * time.Second
 	}
+	if c.RelayIdle <= 0 {
+		c.RelayIdle = 10 * time.Second
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}

@@ -22,7 +22,13 @@
 //     from the shared ring) and the RTCP loop.
 //   - keyframe.go: where a viewer may start (H.264 SPS/IDR, VP8 key frames) and the
 //     merged, throttled keyframe requests (PLI) to the publisher.
-//   - status.go: live status on lr.live.<room> in the LR_LIVE stream.
+//   - status.go: live status on lr.live.<room> in the LR_LIVE stream, and the room's
+//     origin (the node its host publishes to, Config.PublicURL) on
+//     lr.live.<room>.origin, which gateways do not get.
+//   - relay.go: an edge. WHEP for a room published on another node opens one WHEP
+//     session to that origin and feeds its tracks into a broadcast of its own, which
+//     serves local viewers like a publisher's; it ends RelayIdle after its last
+//     viewer, or when the origin stops.
 //   - metrics.go: liveroom_media_* series.
 //
 // The contract: viewers get the publisher's codec and payload unchanged, with their

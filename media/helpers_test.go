@@ -34,7 +34,8 @@ import (
 const testSecret = "media-test-secret"
 
 // testEnv is a media server on loopback (its ICE on 127.0.0.1 unless cfg says
-// otherwise) with an embedded NATS, served over httptest.
+// otherwise) with an embedded NATS, served over httptest; its PublicURL is its
+// httptest URL.
 type testEnv struct {
 	srv *Server
 	web *httptest.Server
@@ -44,8 +45,14 @@ type testEnv struct {
 
 func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
-	ns := embednats.Test(t)
-	nc, err := nats.Connect(ns.ClientURL())
+	return newTestEnvOn(t, embednats.Test(t).ClientURL(), cfg)
+}
+
+// newTestEnvOn is a testEnv against the NATS server at natsURL (several media
+// servers may share one).
+func newTestEnvOn(t testing.TB, natsURL string, cfg Config) *testEnv {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +63,15 @@ func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
+	web := httptest.NewUnstartedServer(nil)
+	cfg.PublicURL = "http://" + web.Listener.Addr().String()
 	srv, err := New(cfg, nc, reg)
 	if err != nil {
+		web.Close()
 		t.Fatal(err)
 	}
-	web := httptest.NewServer(srv.Handler())
+	web.Config.Handler = srv.Handler()
+	web.Start()
 	t.Cleanup(func() {
 		web.Close()
 		if err := srv.Close(); err != nil {

@@ -29,6 +29,18 @@ type testViewer struct {
 
 func watch(t *testing.T, api *webrtc.API, url, token string, video, audio *clip) *testViewer {
 	t.Helper()
+	v := newTestViewer(t, api, video, audio)
+	code, loc, body := signal(t, v.pc, url, token)
+	if code != http.StatusCreated {
+		t.Fatalf("WHEP POST: %d %s", code, body)
+	}
+	v.resource = loc
+	return v
+}
+
+// newTestViewer is a testViewer that has not signalled yet.
+func newTestViewer(t *testing.T, api *webrtc.API, video, audio *clip) *testViewer {
+	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -69,11 +81,6 @@ func watch(t *testing.T, api *webrtc.API, url, token string, video, audio *clip)
 			rec.add(p)
 		}
 	})
-	code, loc, body := signal(t, pc, url, token)
-	if code != http.StatusCreated {
-		t.Fatalf("WHEP POST: %d %s", code, body)
-	}
-	v.resource = loc
 	t.Cleanup(func() {
 		_ = pc.GracefulClose()
 		v.readers.Wait()

@@ -15,6 +15,9 @@ type metrics struct {
 	joinToKeyframe prometheus.Histogram
 	fractionLost   prometheus.Histogram
 	refused        *prometheus.CounterVec
+	relays         prometheus.Gauge
+	relayStarts    prometheus.Counter
+	relayFailures  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,10 +59,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liveroom_media_refused_total", Help: "WHIP/WHEP requests refused, by reason.",
 		}, []string{"reason"}),
+		relays: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liveroom_media_relays", Help: "Upstream relays: rooms this node serves as an edge, each with one WHEP session to the room's origin.",
+		}),
+		relayStarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveroom_media_relay_starts_total", Help: "Upstream relays started (a WHEP request for a room live on another node).",
+		}),
+		relayFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liveroom_media_relay_failures_total", Help: "Upstream relays that failed, by reason: signal (the WHEP exchange with the origin), start (no media in time), upstream (the connection failed).",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.publishers, m.viewers, m.packetsOut, m.bytesOut, m.nacksServed, m.nacksMissed,
 		m.plisSent, m.keyframeAsks, m.joinToKeyframe, m.fractionLost, m.refused,
+		m.relays, m.relayStarts, m.relayFailures,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -82,6 +82,10 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Server, error) 
 // UDPPort is the port that carries every peer's ICE, DTLS and SRTP traffic.
 func (s *Server) UDPPort() int { return s.udpPort }
 
+// PublicURL is the base URL this server announces as the origin of the rooms
+// published to it (Config.PublicURL); "" when it announces none.
+func (s *Server) PublicURL() string { return s.cfg.PublicURL }
+
 // Handler serves /whip/{room} and /whep/{room} and their resources. Mount it at the
 // root of the HTTP server (the resource URLs it returns are absolute paths).
 func (s *Server) Handler() http.Handler { return s.handler }

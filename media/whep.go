@@ -38,14 +38,21 @@ func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	b := s.rooms[room]
 	s.mu.Unlock()
+	if b == nil {
+		// No publisher here: relay the room if it is live on another node.
+		b = s.edgeFor(r.Context(), room)
+	}
 	var tracks []*forwarder
 	if b != nil {
 		b.mu.Lock()
-		waitLive := !b.ended && !b.live && len(b.tracks) > 0
+		b.joining++ // an edge keeps its upstream for this request
+		waitLive := !b.ended && !b.live && (len(b.tracks) > 0 || b.relay != nil)
 		b.mu.Unlock()
+		defer b.joined()
 		if waitLive {
 			// The publisher's first track is there, not yet all of them: wait (at
-			// most TrackWait) so that this viewer gets every track.
+			// most TrackWait) so that this viewer gets every track. An edge's relay
+			// that is starting is waited for (at most relayStartTimeout).
 			select {
 			case <-b.liveCh:
 			case <-b.done:
@@ -144,7 +151,11 @@ func (v *viewer) close() {
 		v.closed = true
 		_, registered := v.b.viewers[v.id]
 		delete(v.b.viewers, v.id)
+		idle := v.b.idleLocked()
 		v.b.mu.Unlock()
+		if idle {
+			v.b.relay.idleNow()
+		}
 		for _, d := range v.downs {
 			d.f.remove(d)
 		}
@@ -153,4 +164,21 @@ func (v *viewer) close() {
 			v.s.m.viewers.Dec()
 		}
 	})
+}
+
+// joined ends a WHEP request's hold on b (joining), registered or not.
+func (b *broadcast) joined() {
+	b.mu.Lock()
+	b.joining--
+	idle := b.idleLocked()
+	b.mu.Unlock()
+	if idle {
+		b.relay.idleNow()
+	}
+}
+
+// idleLocked reports whether b is a relay with no viewer and no viewer joining.
+// Called with b.mu held.
+func (b *broadcast) idleLocked() bool {
+	return b.relay != nil && len(b.viewers) == 0 && b.joining == 0
 }

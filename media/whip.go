@@ -16,10 +16,12 @@ import (
 // failed connection or Server.Close. It owns the room's forwarders and viewers.
 type broadcast struct {
 	// set before it is shared
-	s    *Server
-	room string
-	id   string
-	done chan struct{} // closed by end
+	s        *Server
+	room     string
+	id       string
+	relay    *relay        // nil for a WHIP publisher; set for an edge's upstream (relay.go)
+	done     chan struct{} // closed by end when it starts
+	finished chan struct{} // closed by end when it is over: viewers and peer closed
 
 	// The room goes live (status published, WHEP answered) once every track the
 	// offer announced has sent its first packet, or TrackWait after the first one.
@@ -37,6 +39,7 @@ type broadcast struct {
 	tracks   []*forwarder
 	live     bool // liveCh is closed
 	viewers  map[string]*viewer
+	joining  int  // WHEP requests between finding this broadcast and registering
 	counted  bool // publishers gauge incremented
 	ended    bool
 }
@@ -55,10 +58,7 @@ func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	b := &broadcast{
-		s: s, room: room, id: newID(), done: make(chan struct{}), viewers: map[string]*viewer{},
-		firstTrack: make(chan struct{}), allTracks: make(chan struct{}), liveCh: make(chan struct{}),
-	}
+	b := newBroadcast(s, room)
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -109,11 +109,19 @@ func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
 	writeAnswer(w, "/whip/"+room+"/"+b.id, sdp)
 }
 
+func newBroadcast(s *Server, room string) *broadcast {
+	return &broadcast{
+		s: s, room: room, id: newID(), done: make(chan struct{}), finished: make(chan struct{}),
+		viewers: map[string]*viewer{}, firstTrack: make(chan struct{}), allTracks: make(chan struct{}),
+		liveCh: make(chan struct{}),
+	}
+}
+
 func (s *Server) whipDelete(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	b := s.rooms[r.PathValue("room")]
 	s.mu.Unlock()
-	if b == nil || b.id != r.PathValue("id") {
+	if b == nil || b.relay != nil || b.id != r.PathValue("id") {
 		http.Error(w, "no such WHIP session", http.StatusNotFound)
 		return
 	}
@@ -204,8 +212,12 @@ func codecName(mimeType string) string {
 	return sub
 }
 
-// publishStatus announces the room live with its current tracks.
+// publishStatus announces the room live with its current tracks, and this node as
+// its origin. An edge's relay announces nothing: the origin does.
 func (b *broadcast) publishStatus() {
+	if b.relay != nil {
+		return
+	}
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
 	b.mu.Lock()
@@ -215,6 +227,10 @@ func (b *broadcast) publishStatus() {
 	}
 	info := b.tracksInfo()
 	b.mu.Unlock()
+	// The origin first: a viewer who learns that the room is live may ask an edge.
+	if err := b.s.status.publishOrigin(OriginStatus{Room: b.room, Live: true, Origin: b.s.cfg.PublicURL}); err != nil {
+		b.s.cfg.Logger.Warn("media: publish origin status", "room", b.room, "err", err)
+	}
 	if err := b.s.status.publish(LiveStatus{Room: b.room, Live: true, Tracks: info}); err != nil {
 		b.s.cfg.Logger.Warn("media: publish live status", "room", b.room, "err", err)
 	}
@@ -238,6 +254,9 @@ func (b *broadcast) refreshStatus() {
 	}
 	wait.Stop()
 	b.goLive()
+	if b.relay != nil {
+		return // an edge publishes no status
+	}
 
 	t := time.NewTicker(b.s.cfg.LiveRefresh)
 	defer t.Stop()
@@ -252,8 +271,9 @@ func (b *broadcast) refreshStatus() {
 }
 
 // end stops the broadcast: the room goes offline, its viewers are closed, the
-// publisher's connection is closed (which ends the forwarders). Safe to call more
-// than once and from any goroutine except Pion's callbacks.
+// publisher's connection is closed (which ends the forwarders). An edge's relay
+// announces nothing and ends its upstream session instead. Safe to call more than
+// once and from any goroutine except Pion's callbacks.
 func (b *broadcast) end() {
 	b.statusMu.Lock()
 	b.mu.Lock()
@@ -270,9 +290,14 @@ func (b *broadcast) end() {
 	}
 	b.mu.Unlock()
 	close(b.done)
-	if wasLive {
+	if b.relay != nil {
+		b.relay.cancel() // a relay still starting stops
+	} else if wasLive {
 		if err := b.s.status.publish(LiveStatus{Room: b.room, Live: false}); err != nil {
 			b.s.cfg.Logger.Warn("media: publish offline status", "room", b.room, "err", err)
+		}
+		if err := b.s.status.publishOrigin(OriginStatus{Room: b.room, Live: false, Origin: b.s.cfg.PublicURL}); err != nil {
+			b.s.cfg.Logger.Warn("media: publish origin status", "room", b.room, "err", err)
 		}
 	}
 	b.statusMu.Unlock()
@@ -287,6 +312,9 @@ func (b *broadcast) end() {
 		closing.Go(v.close)
 	}
 	closing.Wait()
+	if b.relay != nil {
+		b.relay.leaveOrigin()
+	}
 	if pc != nil {
 		if err := pc.GracefulClose(); err != nil {
 			b.s.cfg.Logger.Debug("media: close publisher", "room", b.room, "err", err)
@@ -295,5 +323,11 @@ func (b *broadcast) end() {
 	if counted {
 		b.s.m.publishers.Dec()
 	}
-	b.s.cfg.Logger.Info("media: broadcast ended", slog.String("room", b.room))
+	if b.relay != nil {
+		b.s.m.relays.Dec()
+		b.s.cfg.Logger.Info("media: relay ended", slog.String("room", b.room), slog.String("origin", b.relay.origin))
+	} else {
+		b.s.cfg.Logger.Info("media: broadcast ended", slog.String("room", b.room))
+	}
+	close(b.finished)
 }

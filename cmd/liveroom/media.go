@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ type mediaFlags struct {
 	iceAddrs    string
 	iceLoopback bool
 	keyframe    time.Duration
+	publicURL   string
+	relayIdle   time.Duration
 }
 
 func addMediaFlags(fs *flag.FlagSet) *mediaFlags {
@@ -34,17 +37,25 @@ func addMediaFlags(fs *flag.FlagSet) *mediaFlags {
 	fs.StringVar(&f.iceAddrs, "ice-addr", "", "comma-separated local IPs to bind the UDP port on and offer as candidates (default: every non-loopback interface address)")
 	fs.BoolVar(&f.iceLoopback, "ice-loopback", false, "offer only 127.0.0.1 (same-machine tests and demos)")
 	fs.DurationVar(&f.keyframe, "keyframe-interval", 500*time.Millisecond, "shortest time between two keyframe requests to a publisher")
+	fs.StringVar(&f.publicURL, "public-url", "", "base URL other media nodes reach this one's /whep/ at, announced through NATS for rooms published here so that they can relay them (default: http(s)://<host of --listen, or this machine's hostname>:<port>)")
+	fs.DurationVar(&f.relayIdle, "relay-idle", 10*time.Second, "how long an edge keeps its upstream to a room's origin after the room's last local viewer left")
 	return f
 }
 
-// config fills the media Config; secret and anonymous come from the caller's flags.
-func (f *mediaFlags) config(secret string, anonymous bool) media.Config {
+// config fills the media Config; secret, anonymous and the HTTP listen address
+// (the default public URL) come from the caller's flags.
+func (f *mediaFlags) config(secret string, anonymous bool, listen string, tls bool) media.Config {
 	cfg := media.Config{
 		Secret:           []byte(secret),
 		AllowAnonymous:   anonymous,
 		UDPPort:          f.udpPort,
 		KeyframeInterval: f.keyframe,
+		PublicURL:        f.publicURL,
+		RelayIdle:        f.relayIdle,
 		Logger:           slog.Default(),
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = defaultPublicURL(listen, tls)
 	}
 	if f.publicIPs != "" {
 		cfg.PublicIPs = strings.Split(f.publicIPs, ",")
@@ -56,6 +67,25 @@ func (f *mediaFlags) config(secret string, anonymous bool) media.Config {
 		cfg.ICEAddresses = strings.Split(f.iceAddrs, ",")
 	}
 	return cfg
+}
+
+// defaultPublicURL is the URL other nodes reach a server listening on listen at:
+// its host, or this machine's hostname when it listens on every address.
+func defaultPublicURL(listen string, tls bool) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return ""
+		}
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // runMedia runs the WHIP/WHEP media server alone, against an existing NATS (for the
@@ -83,7 +113,7 @@ func runMedia(ctx context.Context, args []string) error {
 		defer nc.Close()
 	}
 	reg := newRegistry()
-	srv, err := media.New(mf.config(*secret, *anonymous), nc, reg)
+	srv, err := media.New(mf.config(*secret, *anonymous, *listen, false), nc, reg)
 	if err != nil {
 		return err
 	}
@@ -100,7 +130,7 @@ func runMedia(ctx context.Context, args []string) error {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	slog.Info("media server listening", "http", ln.Addr().String(), "udp_port", srv.UDPPort())
+	slog.Info("media server listening", "http", ln.Addr().String(), "udp_port", srv.UDPPort(), "public_url", srv.PublicURL())
 	select {
 	case err := <-errc:
 		return err

@@ -47,12 +47,12 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := media.New(mf.config(string(gcfg.Secret), gcfg.AllowAnonymous), nc, reg)
+	ms, err := media.New(mf.config(string(gcfg.Secret), gcfg.AllowAnonymous, gf.listen, gf.tlsCert != ""), nc, reg)
 	if err != nil {
 		return err
 	}
 	defer ms.Close() // before nc.Close: it publishes the rooms going offline
-	slog.Info("media ready", "udp_port", ms.UDPPort())
+	slog.Info("media ready", "udp_port", ms.UDPPort(), "public_url", ms.PublicURL())
 	m := gf.mux(gw.Handler(), reg, web.Handler())
 	m.Handle("/whip/", ms.Handler())
 	m.Handle("/whep/", ms.Handler())
