@@ -4,7 +4,9 @@
 // (Hub.Join), the hub takes ONE NATS subscription for that room (subject
 // "lr.ev.<room>.>"); when the last one leaves it drops it. Events that arrive during a
 // short tick are merged into one frame per room, encoded once, and the same bytes are
-// handed to every local viewer's Sink. The number of frames built grows with rooms ×
+// handed to every local viewer's Sink. State changes (pin, cheer total, online count,
+// live, slow mode, stock) ride the same tick frame, the newest value per key, so a viewer
+// gets at most one frame per room per tick (room.go: queueState, tickFrame). The number of frames built grows with rooms ×
 // ticks, and the number of queue pushes with viewers × ticks, never messages × viewers.
 //
 // Chat lines are published by the sender's gateway into the JetStream stream LR_CHAT

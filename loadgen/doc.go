@@ -63,11 +63,15 @@
 // The other classes. Pins: the host pins every PinEvery; a viewer is owed every pin
 // sent in its window and covers it by seeing that version or a newer one (state is
 // coalesced); latency is from the host's send (carried in the product id). Cheers:
-// viewers send taps per the profile; the room's total is read before and after the
-// run by an observer join, and is exact when it grew by exactly the taps credited;
+// viewers send taps per the profile; a cheer answered `unavailable` is resent with the
+// same cid (maxCheerTries), and its taps are unknown if no definite answer ever comes
+// (nor one to a cheer whose viewer dropped for good). The room's total is read before
+// and after the run by an observer join; its growth must lie in [acked, acked+unknown],
+// and it is exact when nothing is unknown and it grew by exactly the taps acked;
 // cheer_total latency is from a cheer's send until its sender sees the room total
 // reach what the cheer's reply reported. Online: at the end every viewer still
-// connected is owed the run's audience as the room's online count. Flash sales
+// connected is owed the run's audience as the room's online count (a viewer that has
+// sent its leave never reconnects, so the room and the run count the same people). Flash sales
 // (flash.go): the host pins a sale, every viewer that sees it presses at the
 // countdown; the report counts answers, wins per sale against stock, and users who
 // won twice. The drain waits for all of these before the viewers leave.
