@@ -109,3 +109,19 @@ func TestStateCoalescesIntoTickFrame(t *testing.T) {
 		t.Fatalf("an empty tick sent a frame")
 	}
 }
+
+// A joining viewer is given the online count last sent to the room, not a fresher sum:
+// the viewer loop sends a count only when it differs from the one last sent, so a
+// fresher sum in the snapshot would stay on that viewer's screen if the sum went back.
+func TestSnapshotOnlineIsTheLastSent(t *testing.T) {
+	r, _ := stateTestRoom(t, 1)
+	s := &r.state
+	s.mu.Lock()
+	s.init()
+	s.sentOnline, s.sentUnique = 5, 4
+	s.reports["gw1"] = viewerReport{n: 6, at: time.Now()} // one joined since the last send
+	s.mu.Unlock()
+	if snap := r.snapshot(); snap.Online != 5 || snap.Unique != 4 {
+		t.Fatalf("snapshot online %d unique %d, want the last sent 5, 4", snap.Online, snap.Unique)
+	}
+}
