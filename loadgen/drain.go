@@ -43,9 +43,18 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	e.linesMu.Lock()
 	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
 	e.linesMu.Unlock()
+	// A viewer that is not in the room when the load stops (reconnecting, its join
+	// refused, in backoff for up to 30 s) is not brought back: it might return after
+	// the check, or never before the run ends, and the room's count could never match.
+	e.reap()
+	for _, v := range e.all {
+		if !v.leaveSent && !v.joined.Load() {
+			v.leaveSent = true
+			e.enqueue(job{v: v, kind: jobLeave})
+		}
+	}
 	// The audience the room should show: every viewer here that has joined and has
-	// not been sent off (one reconnecting now will be back; one whose leave is in
-	// flight will be gone).
+	// not been sent off (one whose leave is in flight will be gone).
 	e.reap()
 	for _, v := range e.all {
 		if v.startUS.Load() != 0 && !v.leaveSent {
