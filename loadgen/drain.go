@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -74,13 +76,19 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	tickIfDue()
 	// Online: every viewer still here should be shown the run's audience.
 	e.reap()
+	seen := map[int64]int{}
 	for _, v := range e.all {
 		if v.startUS.Load() != 0 && !v.leaveSent {
 			e.stats.onlineOwed.Add(1)
 			if v.lastOnline.Load() == target.Online {
 				e.stats.onlineGot.Add(1)
+			} else {
+				seen[v.lastOnline.Load()]++
 			}
 		}
+	}
+	if len(seen) > 0 {
+		e.noteError(fmt.Sprintf("online_shard_%d", e.shard), fmt.Errorf("expected %d online, viewers were shown %s", target.Online, topCounts(seen, 3)))
 	}
 	// Everybody leaves; stragglers are cut after a few seconds.
 	e.reap()
@@ -173,4 +181,18 @@ func waitTick(ctx context.Context, t *time.Ticker) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// topCounts is the n most frequent values of counts, as "v×count" (most first).
+func topCounts(counts map[int64]int, n int) string {
+	vals := make([]int64, 0, len(counts))
+	for v := range counts {
+		vals = append(vals, v)
+	}
+	sort.Slice(vals, func(i, j int) bool { return counts[vals[i]] > counts[vals[j]] })
+	var parts []string
+	for _, v := range vals[:min(n, len(vals))] {
+		parts = append(parts, fmt.Sprintf("%d×%d", v, counts[v]))
+	}
+	return strings.Join(parts, ", ")
 }
