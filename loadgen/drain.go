@@ -38,10 +38,14 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 			*sec++
 		}
 	}
-	// Replies to lines in flight.
-	for e.stats.pending.Load() > 0 && waitTick(dctx, poll) {
+	// Replies to lines in flight, for at most half the drain: the shards must still
+	// agree on the audience within it (a shard that waited out the whole drain here
+	// made every other shard's agreement time out).
+	pctx, pcancel := context.WithTimeout(dctx, cfg.Drain/2)
+	for e.stats.pending.Load() > 0 && waitTick(pctx, poll) {
 		tickIfDue()
 	}
+	pcancel()
 	e.linesMu.Lock()
 	local := drainMsg{MaxSeq: e.maxSeq, MaxPin: e.maxPin}
 	e.linesMu.Unlock()
@@ -72,12 +76,17 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 		for !e.caughtUp(target) && waitTick(dctx, poll) {
 			tickIfDue()
 		}
+	} else {
+		e.noteError("online_agree", fmt.Errorf("the shards did not agree on the audience, online not checked: %w", err))
 	}
 	tickIfDue()
 	// Online: every viewer still here should be shown the run's audience.
 	e.reap()
 	seen := map[int64]int{}
 	for _, v := range e.all {
+		if err != nil {
+			break // no audience to check against: this shard only knows its own viewers
+		}
 		if v.startUS.Load() != 0 && !v.leaveSent {
 			e.stats.onlineOwed.Add(1)
 			if v.lastOnline.Load() == target.Online {
