@@ -452,3 +452,38 @@ func metricValue(t testing.TB, c prometheus.Collector) float64 {
 	t.Fatal("not a gauge or counter")
 	return 0
 }
+
+// checkGotClip waits for the publisher's two tracks to finish playing, then for every
+// viewer to get the clip's last packets, and checks that each viewer's video started
+// on a keyframe and missed nothing after it, and that its audio came with no gap.
+func checkGotClip(ctx context.Context, t *testing.T, who string, playing *sync.WaitGroup, playErr <-chan error, viewers []*testViewer, video *clip) {
+	t.Helper()
+	playing.Wait()
+	for range 2 {
+		if err := <-playErr; err != nil {
+			t.Fatalf("publishing: %v", err)
+		}
+	}
+	for i, v := range viewers {
+		for _, r := range []*received{v.video, v.audio} {
+			select {
+			case <-r.lastSeen:
+			case <-ctx.Done():
+				t.Fatalf("%s %d did not get the clip's last packet", who, i)
+			}
+		}
+	}
+	for i, v := range viewers {
+		start, key, expected, got, missing := v.video.check()
+		t.Logf("%s %d video: started at packet %d of %d, got %d of %d expected, %d missing", who, i, start, video.total, got, expected, missing)
+		if start < 0 || !key {
+			t.Errorf("%s %d: first video packet (clip index %d) is not a keyframe start", who, i, start)
+		}
+		if got != expected || missing != 0 {
+			t.Errorf("%s %d video: got %d packets, want %d; %d missing", who, i, got, expected, missing)
+		}
+		if _, _, _, agot, amissing := v.audio.check(); agot == 0 || amissing != 0 {
+			t.Errorf("%s %d audio: got %d packets, %d missing", who, i, agot, amissing)
+		}
+	}
+}

@@ -183,35 +183,7 @@ func TestPublishAndWatch(t *testing.T) {
 	}
 	viewers = append(viewers, watch(t, api, env.web.URL+"/whep/r1", viewerTok, video, audio))
 
-	playing.Wait()
-	for range 2 {
-		if err := <-playErr; err != nil {
-			t.Fatalf("publishing: %v", err)
-		}
-	}
-	for i, v := range viewers {
-		for _, r := range []*received{v.video, v.audio} {
-			select {
-			case <-r.lastSeen:
-			case <-ctx.Done():
-				t.Fatalf("viewer %d did not get the clip's last packet", i)
-			}
-		}
-	}
-	for i, v := range viewers {
-		start, key, expected, got, missing := v.video.check()
-		t.Logf("viewer %d video: started at packet %d of %d, got %d of %d expected, %d missing", i, start, video.total, got, expected, missing)
-		if start < 0 || !key {
-			t.Errorf("viewer %d: first video packet (clip index %d) is not a keyframe start", i, start)
-		}
-		if got != expected || missing != 0 {
-			t.Errorf("viewer %d video: got %d packets, want %d; %d missing", i, got, expected, missing)
-		}
-		_, _, _, agot, amissing := v.audio.check()
-		if agot == 0 || amissing != 0 {
-			t.Errorf("viewer %d audio: got %d packets, %d missing", i, agot, amissing)
-		}
-	}
+	checkGotClip(ctx, t, "viewer", &playing, playErr, viewers, video)
 	sentBeforeJoin := 0
 	for _, tick := range video.ticks[:76] {
 		sentBeforeJoin += len(tick)

@@ -182,34 +182,7 @@ func TestEdgeRelay(t *testing.T) {
 	postAll(t, edge.web.URL+"/whep/r1", viewerTok, viewers)
 	relay := relayOf(t, edge.srv, "r1")
 
-	playing.Wait()
-	for range 2 {
-		if err := <-playErr; err != nil {
-			t.Fatalf("publishing: %v", err)
-		}
-	}
-	for i, v := range viewers {
-		for _, r := range []*received{v.video, v.audio} {
-			select {
-			case <-r.lastSeen:
-			case <-ctx.Done():
-				t.Fatalf("edge viewer %d did not get the clip's last packet", i)
-			}
-		}
-	}
-	for i, v := range viewers {
-		start, key, expected, got, missing := v.video.check()
-		t.Logf("edge viewer %d video: started at packet %d of %d, got %d of %d expected, %d missing", i, start, video.total, got, expected, missing)
-		if start < 0 || !key {
-			t.Errorf("edge viewer %d: first video packet (clip index %d) is not a keyframe start", i, start)
-		}
-		if got != expected || missing != 0 {
-			t.Errorf("edge viewer %d video: got %d packets, want %d; %d missing", i, got, expected, missing)
-		}
-		if _, _, _, agot, amissing := v.audio.check(); agot == 0 || amissing != 0 {
-			t.Errorf("edge viewer %d audio: got %d packets, %d missing", i, agot, amissing)
-		}
-	}
+	checkGotClip(ctx, t, "edge viewer", &playing, playErr, viewers, video)
 	for _, c := range []struct {
 		name string
 		m    float64
