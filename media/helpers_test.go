@@ -487,3 +487,19 @@ func checkGotClip(ctx context.Context, t *testing.T, who string, playing *sync.W
 		}
 	}
 }
+
+// newClipPublisher is a publisher peer with the testdata clip's two tracks, H.264
+// and Opus, whose RTCP is drained until pubRTCP's goroutines end (the peer closes).
+func newClipPublisher(t *testing.T, api *webrtc.API) (pub *webrtc.PeerConnection, vtrack, atrack *webrtc.TrackLocalStaticRTP, pubRTCP *sync.WaitGroup) {
+	t.Helper()
+	pub, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vtrack, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "pub")
+	atrack, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
+	pubRTCP = new(sync.WaitGroup)
+	addTrack(t, pub, vtrack, pubRTCP)
+	addTrack(t, pub, atrack, pubRTCP)
+	return pub, vtrack, atrack, pubRTCP
+}

@@ -112,16 +112,8 @@ func TestPublishAndWatch(t *testing.T) {
 	defer sub.Unsubscribe()
 
 	// Publisher: H.264 + Opus from testdata, paced in real time.
-	pub, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, vtrack, atrack, pubRTCP := newClipPublisher(t, api)
 	defer pub.GracefulClose()
-	vtrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "pub")
-	atrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
-	var pubRTCP sync.WaitGroup
-	addTrack(t, pub, vtrack, &pubRTCP)
-	addTrack(t, pub, atrack, &pubRTCP)
 	connected := onConnected(pub)
 	code, whipResource, body := signal(t, pub, env.web.URL+"/whip/r1", mint(t, auth.RoleHost, "r1"))
 	if code != http.StatusCreated {

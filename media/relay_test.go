@@ -112,16 +112,8 @@ func TestEdgeRelay(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 
-	pub, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, vtrack, atrack, pubRTCP := newClipPublisher(t, api)
 	defer pub.GracefulClose()
-	vtrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "pub")
-	atrack, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
-	var pubRTCP sync.WaitGroup
-	addTrack(t, pub, vtrack, &pubRTCP)
-	addTrack(t, pub, atrack, &pubRTCP)
 	connected := onConnected(pub)
 	if code, _, body := signal(t, pub, origin.web.URL+"/whip/r1", mint(t, auth.RoleHost, "r1")); code != http.StatusCreated {
 		t.Fatalf("WHIP POST: %d %s", code, body)
