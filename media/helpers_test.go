@@ -503,3 +503,49 @@ func newClipPublisher(t *testing.T, api *webrtc.API) (pub *webrtc.PeerConnection
 	addTrack(t, pub, atrack, pubRTCP)
 	return pub, vtrack, atrack, pubRTCP
 }
+
+// whepAnswer is the server's answer to one WHEP POST.
+type whepAnswer struct {
+	code           int
+	body, location string
+}
+
+// postOffers POSTs every offer to url at once, each on its own goroutine; wait
+// returns the answers in the offers' order once all came back.
+func postOffers(url, token string, offers []string) (wait func() []whepAnswer) {
+	answers := make([]whepAnswer, len(offers))
+	var posts sync.WaitGroup
+	for i := range offers {
+		posts.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(offers[i]))
+			req.Header.Set("Content-Type", "application/sdp")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers[i] = whepAnswer{body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers[i] = whepAnswer{code: resp.StatusCode, body: string(b), location: resp.Header.Get("Location")}
+		})
+	}
+	return func() []whepAnswer {
+		posts.Wait()
+		return answers
+	}
+}
+
+// applyAnswers fails unless every answer is 201 Created, and sets each as the remote
+// description of its peer.
+func applyAnswers(t *testing.T, pcs []*webrtc.PeerConnection, answers []whepAnswer) {
+	t.Helper()
+	for i, a := range answers {
+		if a.code != http.StatusCreated {
+			t.Fatalf("viewer %d: WHEP POST: %d %s", i, a.code, a.body)
+		}
+		if err := pcs[i].SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -288,38 +288,14 @@ func TestJoinAsVideoStarts(t *testing.T) {
 		offers[i] = completeOffer(t, vs[i].pc)
 	}
 	token := mint(t, auth.RoleViewer, "r1")
-	type answer struct {
-		code int
-		body string
-	}
-	answers := make([]answer, viewers)
-	var posts sync.WaitGroup
-	for i := range vs {
-		posts.Go(func() {
-			req, _ := http.NewRequest(http.MethodPost, web.URL+"/whep/r1", strings.NewReader(offers[i]))
-			req.Header.Set("Content-Type", "application/sdp")
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				answers[i] = answer{body: err.Error()}
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			answers[i] = answer{code: resp.StatusCode, body: string(b)}
-		})
-	}
+	wait := postOffers(web.URL+"/whep/r1", token, offers)
 	<-offerRead
 	close(pub.startVideo)
-	posts.Wait()
-	for i, a := range answers {
-		if a.code != http.StatusCreated {
-			t.Fatalf("viewer %d: WHEP POST: %d %s", i, a.code, a.body)
-		}
-		if err := vs[i].pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.body}); err != nil {
-			t.Fatal(err)
-		}
+	pcs := make([]*webrtc.PeerConnection, viewers)
+	for i, v := range vs {
+		pcs[i] = v.pc
 	}
+	applyAnswers(t, pcs, wait())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

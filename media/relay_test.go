@@ -3,7 +3,6 @@ package media
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,39 +33,13 @@ func relayOf(t *testing.T, s *Server, room string) *broadcast {
 func postAll(t *testing.T, url, token string, vs []*testViewer) {
 	t.Helper()
 	offers := make([]string, len(vs))
+	pcs := make([]*webrtc.PeerConnection, len(vs))
 	for i, v := range vs {
-		offers[i] = completeOffer(t, v.pc)
+		offers[i], pcs[i] = completeOffer(t, v.pc), v.pc
 	}
-	type answer struct {
-		code     int
-		body     string
-		location string
-	}
-	answers := make([]answer, len(vs))
-	var posts sync.WaitGroup
-	for i := range vs {
-		posts.Go(func() {
-			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(offers[i]))
-			req.Header.Set("Content-Type", "application/sdp")
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				answers[i] = answer{body: err.Error()}
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			answers[i] = answer{code: resp.StatusCode, body: string(b), location: resp.Header.Get("Location")}
-		})
-	}
-	posts.Wait()
+	answers := postOffers(url, token, offers)()
+	applyAnswers(t, pcs, answers)
 	for i, a := range answers {
-		if a.code != http.StatusCreated {
-			t.Fatalf("viewer %d: WHEP POST: %d %s", i, a.code, a.body)
-		}
-		if err := vs[i].pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.body}); err != nil {
-			t.Fatal(err)
-		}
 		vs[i].resource = a.location
 	}
 }
