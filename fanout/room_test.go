@@ -17,9 +17,17 @@ type countingSink struct {
 func (s *countingSink) Deliver(f *Frame) { s.frames++; s.last = f }
 
 func testRoom(t testing.TB, sinks int) (*room, []*countingSink) {
-	h := &Hub{cfg: Config{}.withDefaults()}
-	h.metrics = newMetrics(prometheus.NewRegistry(), func() float64 { return 1 })
-	r := newRoom(h, "bench")
+	return testRoomCfg(t, "bench", Config{}, sinks)
+}
+
+// testRoomCfg is room name of a hub with cfg and every metric, no NATS, and sinks viewers.
+func testRoomCfg(t testing.TB, name string, cfg Config, sinks int) (*room, []*countingSink) {
+	h := &Hub{cfg: cfg.withDefaults()}
+	reg := prometheus.NewRegistry()
+	h.metrics = newMetrics(reg, func() float64 { return 1 })
+	h.statem = newStateMetrics(reg)
+	h.chatm = newChatMetrics(reg)
+	r := newRoom(h, name)
 	out := make([]*countingSink, sinks)
 	for i := range out {
 		out[i] = &countingSink{}

@@ -5,26 +5,12 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // stateTestRoom is a room with sinks and no NATS whose tick never fires by itself:
 // the test flushes.
 func stateTestRoom(t *testing.T, sinks int) (*room, []*countingSink) {
-	h := &Hub{cfg: Config{Tick: time.Hour, LargeRoomTick: time.Hour}.withDefaults()}
-	reg := prometheus.NewRegistry()
-	h.metrics = newMetrics(reg, func() float64 { return 1 })
-	h.statem = newStateMetrics(reg)
-	h.chatm = newChatMetrics(reg)
-	r := newRoom(h, "tick")
-	out := make([]*countingSink, sinks)
-	for i := range out {
-		out[i] = &countingSink{}
-		r.addSink(out[i])
-	}
-	t.Cleanup(r.close)
-	return r, out
+	return testRoomCfg(t, "tick", Config{Tick: time.Hour, LargeRoomTick: time.Hour}, sinks)
 }
 
 type tickEvent struct {
