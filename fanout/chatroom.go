@@ -81,7 +81,8 @@ var ErrJoinLate = errors.New("fanout: join waited past its deadline")
 var ErrBanned = errors.New("fanout: user is banned from this room")
 
 // JoinRoom adds s to the room like Join, and hands o.Joined the chat the viewer is owed:
-// the recent lines, or what it missed since o.Since, or a reset.
+// the recent lines, or what it missed since o.Since, or a reset. Joins are admitted in
+// batches (joins.go).
 func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 	if !ValidRoom(name) {
 		return ErrBadRoom
@@ -89,75 +90,20 @@ func (h *Hub) JoinRoom(name string, s Sink, o JoinOptions) error {
 	if o.User != "" && h.mod.banned(name, o.User) {
 		return ErrBanned
 	}
-	late := func() bool { return !o.Deadline.IsZero() && time.Now().After(o.Deadline) }
-	sh := h.shardFor(name)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.closed {
-		return ErrClosed
-	}
-	if late() {
+	if !o.Deadline.IsZero() && time.Now().After(o.Deadline) {
 		h.chatm.joinsLate.Inc()
 		return ErrJoinLate
 	}
-	r := sh.rooms[name]
-	fresh := r == nil
-	if fresh {
-		var err error
-		if r, err = h.openRoom(name); err != nil {
-			return err
-		}
-		sh.rooms[name] = r
-	}
-	drop := func() {
-		if r.removeSink(s) == 0 && fresh {
-			delete(sh.rooms, name)
-			r.close()
-		}
-	}
-
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-	if late() {
-		h.chatm.joinsLate.Inc()
-		drop()
-		return ErrJoinLate
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SubscribeTimeout)
-	defer cancel()
-	if !r.chat.loaded {
-		if err := r.loadChat(ctx); err != nil {
-			drop()
-			return err
-		}
-	}
-	if !r.state.loaded {
-		if err := r.loadState(ctx); err != nil {
-			drop()
-			return err
-		}
-	}
-	if !r.stock.loaded {
-		r.loadStock(ctx)
-	}
-	r.addSink(s)
-	r.chat.addUser(s, o.User)
-	// Checked after the user is registered: a ban stored meanwhile either is seen here or
-	// finds the user when it kicks (moderation.go).
-	if o.User != "" && h.mod.banned(name, o.User) {
-		drop()
-		return ErrBanned
-	}
-	cj, err := r.chatJoin(ctx, o)
+	r, err := h.acquire(name)
 	if err != nil {
-		drop()
 		return err
 	}
-	cj.SlowMode = h.mod.slowMode(name)
-	r.noteUser(o.User)
-	cj.State = r.snapshot()
-	o.Joined(cj)
-	return nil
+	q := &joinReq{s: s, o: o, done: make(chan struct{})}
+	r.join(q)
+	if !q.kept {
+		h.release(name, r)
+	}
+	return q.err
 }
 
 // loadChat fills the log from JetStream. Live lines that arrived meanwhile are pending

@@ -121,6 +121,23 @@ func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (Cheer
 	}
 	q.waiters++
 	c.mu.Unlock()
+	start := time.Now()
+	ack, err := c.await(ctx, room, q)
+	outcome := "stored"
+	switch {
+	case errors.Is(err, ErrCheerNotStored):
+		outcome = "not_stored"
+	case err != nil:
+		outcome = "unknown"
+	case ack.Duplicate:
+		outcome = "duplicate"
+	}
+	h.statem.cheerWait[outcome].Observe(time.Since(start).Seconds())
+	return ack, err
+}
+
+// await waits for q's answer, or withdraws q if ctx ends before a batch took it.
+func (c *cheerer) await(ctx context.Context, room string, q *cheerReq) (CheerAck, error) {
 	select {
 	case <-q.done:
 		return q.ack, q.err
@@ -131,12 +148,12 @@ func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (Cheer
 	// time bound, and answering before it would leave the client not knowing whether
 	// its taps count (they most likely do).
 	c.mu.Lock()
-	if byClaim := c.pending[room]; byClaim != nil && byClaim[claim] == q {
+	if byClaim := c.pending[room]; byClaim != nil && byClaim[q.claim] == q {
 		if q.waiters--; q.waiters == 0 {
-			delete(byClaim, claim)
+			delete(byClaim, q.claim)
 		}
 		c.mu.Unlock()
-		h.statem.cheerWithdrawn.Inc()
+		c.h.statem.cheerWithdrawn.Inc()
 		return CheerAck{}, fmt.Errorf("%w: %w", ErrCheerNotStored, ctx.Err())
 	}
 	c.mu.Unlock()
@@ -200,6 +217,7 @@ func (c *cheerer) flush() {
 // publishRoom stores a room's commands, resolving duplicates, in at most 4 rounds.
 func (c *cheerer) publishRoom(room string, qs []*cheerReq) {
 	m := c.h.statem
+	defer func(start time.Time) { m.cheerBatchSeconds.Observe(time.Since(start).Seconds()) }(time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*c.h.cfg.SubscribeTimeout)
 	defer cancel()
 	for round := 0; len(qs) > 0; round++ {

@@ -156,35 +156,56 @@ func (h *Hub) Join(roomName string, s Sink) error {
 	if !ValidRoom(roomName) {
 		return ErrBadRoom
 	}
-	sh := h.shardFor(roomName)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.closed {
-		return ErrClosed
+	r, err := h.acquire(roomName)
+	if err != nil {
+		return err
 	}
-	r := sh.rooms[roomName]
-	if r == nil {
-		var err error
-		if r, err = h.openRoom(roomName); err != nil {
-			return err
-		}
-		sh.rooms[roomName] = r
+	if !r.addSink(s) {
+		h.release(roomName, r) // already in: its ref is held
 	}
-	r.addSink(s)
 	return nil
 }
 
 // Leave removes s from room. The last local viewer leaving drops the subscription.
 func (h *Hub) Leave(roomName string, s Sink) {
-	sh := h.shardFor(roomName)
+	r := h.room(roomName)
+	if r != nil && r.removeSink(s) {
+		h.release(roomName, r)
+	}
+}
+
+// acquire returns the room called name, opening it if needed, with one more ref: the
+// room stays open until every ref is released. A ref is held by each sink in the room
+// and by each join on its way in.
+func (h *Hub) acquire(name string) (*room, error) {
+	sh := h.shardFor(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	r := sh.rooms[roomName]
+	if sh.closed {
+		return nil, ErrClosed
+	}
+	r := sh.rooms[name]
 	if r == nil {
+		var err error
+		if r, err = h.openRoom(name); err != nil {
+			return nil, err
+		}
+		sh.rooms[name] = r
+	}
+	r.refs++
+	return r, nil
+}
+
+// release drops a ref of r; the last one closes the room.
+func (h *Hub) release(name string, r *room) {
+	sh := h.shardFor(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if r.refs--; r.refs > 0 {
 		return
 	}
-	if r.removeSink(s) == 0 {
-		delete(sh.rooms, roomName)
+	if sh.rooms[name] == r { // else Close has closed it
+		delete(sh.rooms, name)
 		r.close()
 	}
 }

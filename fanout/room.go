@@ -17,8 +17,8 @@ import (
 // key only (queueState). A viewer thus gets at most one frame per tick from a room,
 // however many state keys change.
 //
-// Lock order: the hub shard's mu, then sinksMu. flushMu, then pendMu (released before
-// sinksMu is taken).
+// Lock order: flushMu, then pendMu (released before sinksMu is taken). The hub shard's
+// mu is never held while waiting for flushMu or sinksMu.
 type room struct {
 	// set in newRoom / openRoom
 	hub    *Hub
@@ -26,6 +26,9 @@ type room struct {
 	prefix []byte // `{"type":"events","room":"<name>","events":[`
 	sub    *nats.Subscription
 	timer  *time.Timer
+	refs   int // guarded by the hub shard's mu: sinks plus joins on their way in (hub.go)
+
+	joins roomJoins // joins waiting to be admitted (joins.go)
 
 	sinksMu sync.RWMutex // guards sinks and index
 	sinks   []Sink
@@ -72,24 +75,26 @@ func newRoom(h *Hub, name string) *room {
 	return r
 }
 
-func (r *room) addSink(s Sink) {
+// addSink adds s and reports whether it was not in the room yet.
+func (r *room) addSink(s Sink) bool {
 	r.sinksMu.Lock()
 	defer r.sinksMu.Unlock()
 	if _, ok := r.index[s]; ok {
-		return
+		return false
 	}
 	r.index[s] = len(r.sinks)
 	r.sinks = append(r.sinks, s)
 	r.nsinks.Store(int32(len(r.sinks)))
+	return true
 }
 
-// removeSink removes s and returns how many sinks remain.
-func (r *room) removeSink(s Sink) int {
+// removeSink removes s and reports whether it was in the room.
+func (r *room) removeSink(s Sink) bool {
 	r.sinksMu.Lock()
 	defer r.sinksMu.Unlock()
 	i, ok := r.index[s]
 	if !ok {
-		return len(r.sinks)
+		return false
 	}
 	last := len(r.sinks) - 1
 	r.sinks[i] = r.sinks[last]
@@ -99,7 +104,7 @@ func (r *room) removeSink(s Sink) int {
 	r.sinks = r.sinks[:last]
 	delete(r.index, s)
 	r.chat.forget(s)
-	return len(r.sinks)
+	return true
 }
 
 func (r *room) close() {

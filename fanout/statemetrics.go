@@ -11,6 +11,8 @@ type stateMetrics struct {
 	cheerBatchRetried  prometheus.Counter
 	cheerBatchFailed   prometheus.Counter
 	cheerBatchCommands prometheus.Histogram
+	cheerBatchSeconds  prometheus.Histogram
+	cheerWait          map[string]prometheus.Observer // by outcome: cheerOutcomes
 	pins               prometheus.Counter
 	viewerReports      prometheus.Counter
 	stateLoads         prometheus.Counter
@@ -21,12 +23,19 @@ type stateMetrics struct {
 
 var stateKinds = []string{"cheers", "pin", "online", "live"}
 
+// cheerOutcomes label liveroom_cheer_wait_seconds: what Hub.Cheer answered.
+var cheerOutcomes = []string{"stored", "duplicate", "not_stored", "unknown"}
+
 func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 	batches := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liveroom_cheer_batches_total", Help: "Cheer batches (one atomic JetStream batch per room per CheerInterval), by outcome: stored, retried (duplicate or lost answer, resolved by reading the claims), failed.",
 	}, []string{"result"})
 	taps := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liveroom_cheer_stored_total", Help: "Cheer taps stored by this gateway (credited); resent cheer commands recognised as already counted (duplicate_commands); commands whose caller gave up before a batch took them, so nothing was stored (withdrawn_commands).",
+	}, []string{"result"})
+	wait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "liveroom_cheer_wait_seconds", Help: "Time from a cheer command reaching the hub until its answer, by outcome: stored, duplicate (counted before), not_stored (withdrawn: its caller gave up before a batch took it), unknown (its batch failed).",
+		Buckets: prometheus.ExponentialBuckets(0.025, 2, 10),
 	}, []string{"result"})
 	frames := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liveroom_state_frames_total", Help: "Room state changes sent to viewers (in the room's next tick frame, shared by its viewers), by kind.",
@@ -42,6 +51,11 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 			Name: "liveroom_cheer_batch_commands", Help: "Cheer commands per stored batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
+		cheerBatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "liveroom_cheer_batch_seconds", Help: "Time to settle one room's cheer commands of one CheerInterval: every atomic batch, duplicate resolution and total read, until each command has its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		cheerWait:      map[string]prometheus.Observer{},
 		pins:           prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_pins_total", Help: "Pins and unpins stored by this gateway."}),
 		viewerReports:  prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_viewer_reports_total", Help: "Per-room viewer count reports published by this gateway."}),
 		stateLoads:     prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_loads_total", Help: "Rooms whose state was loaded from JetStream (the room's first viewer on this gateway)."}),
@@ -49,9 +63,12 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 		stateFrames:    map[string]prometheus.Counter{},
 		stateCoalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_coalesced_total", Help: "State changes replaced by a newer value of the same key (room and kind) before their tick frame left."}),
 	}
+	for _, o := range cheerOutcomes {
+		m.cheerWait[o] = wait.WithLabelValues(o)
+	}
 	for _, k := range stateKinds {
 		m.stateFrames[k] = frames.WithLabelValues(k)
 	}
-	reg.MustRegister(batches, taps, frames, m.stateCoalesced, m.cheerBatchCommands, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
+	reg.MustRegister(batches, taps, wait, frames, m.stateCoalesced, m.cheerBatchCommands, m.cheerBatchSeconds, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
 	return m
 }
