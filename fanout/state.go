@@ -49,19 +49,20 @@ type viewerReport struct {
 
 // roomState is the state part of a room. mu is taken after the room's flushMu.
 type roomState struct {
-	mu         sync.Mutex
-	loaded     bool
-	pin        *PinState
-	cheers     int64
-	cheerArmed bool
-	cheerTimer *time.Timer
-	reports    map[string]viewerReport // gateway → its last report
-	sentOnline int
-	sentUnique uint64
-	unique     *hyperloglog.Sketch // merged: this gateway's joins and every stored sketch
-	uniqueNew  bool                // users added since the sketch was last published
-	live       json.RawMessage
-	closed     bool
+	mu          sync.Mutex
+	loaded      bool
+	pin         *PinState
+	cheers      int64
+	cheerArmed  bool      // a cheers frame is due (cheerTimer runs, or sendCheers is being called)
+	cheerSentAt time.Time // when the last cheers frame was queued
+	cheerTimer  *time.Timer
+	reports     map[string]viewerReport // gateway → its last report
+	sentOnline  int
+	sentUnique  uint64
+	unique      *hyperloglog.Sketch // merged: this gateway's joins and every stored sketch
+	uniqueNew   bool                // users added since the sketch was last published
+	live        json.RawMessage
+	closed      bool
 }
 
 func (s *roomState) init() {
@@ -228,31 +229,41 @@ func (r *room) setPin(m *nats.Msg, broadcast bool) {
 	r.sendState("pin", ev)
 }
 
-// setCheers records a total; broadcast arms the room's cheer frame, sent at most every
-// CheerStateInterval with the newest total.
+// setCheers records a total; broadcast sends it to the room's viewers in the next tick
+// frame, at once if no cheers frame went in the last CheerStateInterval, else when it
+// ends (with the newest total then). So a lone change waits for no timer, and a burst
+// still costs at most one cheers frame per CheerStateInterval.
 func (r *room) setCheers(total int64, broadcast bool) {
 	s := &r.state
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if total <= s.cheers {
+		s.mu.Unlock()
 		return
 	}
 	s.cheers = total
 	if !broadcast || s.cheerArmed || s.closed {
+		s.mu.Unlock()
 		return
 	}
 	s.cheerArmed = true
-	if s.cheerTimer == nil {
-		s.cheerTimer = time.AfterFunc(r.hub.cfg.State.CheerStateInterval, r.sendCheers)
-	} else {
-		s.cheerTimer.Reset(r.hub.cfg.State.CheerStateInterval)
+	if wait := r.hub.cfg.State.CheerStateInterval - time.Since(s.cheerSentAt); wait > 0 {
+		if s.cheerTimer == nil {
+			s.cheerTimer = time.AfterFunc(wait, r.sendCheers)
+		} else {
+			s.cheerTimer.Reset(wait)
+		}
+		s.mu.Unlock()
+		return
 	}
+	s.mu.Unlock()
+	r.sendCheers()
 }
 
 func (r *room) sendCheers() {
 	s := &r.state
 	s.mu.Lock()
 	s.cheerArmed = false
+	s.cheerSentAt = time.Now()
 	total := s.cheers
 	s.mu.Unlock()
 	ev := strconv.AppendInt([]byte(`{"type":"cheers","total":`), total, 10)

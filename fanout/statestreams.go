@@ -71,7 +71,8 @@ type StateConfig struct {
 	// resend within it is never counted again. Default 10 minutes.
 	CheerDedupeWindow time.Duration
 	// CheerStateInterval is the shortest time between two cheer-total state frames
-	// of a room. Default 250ms.
+	// of a room: a new total after a quieter spell goes out in the next tick, later
+	// ones at the interval's end. Default 250ms.
 	CheerStateInterval time.Duration
 	// ViewerReport is how often a gateway reports its local viewers per room, and how
 	// often rooms' online counts are broadcast (when they changed). Default 1s.
