@@ -52,6 +52,13 @@ type CheerAck struct {
 
 const maxClaimsPerBatch = 900 // below the server's 1000 messages per atomic batch
 
+// maxCheerFlushes bounds the flushes in flight at once. A CheerInterval's commands do
+// not wait for the previous interval's batches to be stored (under load, when a batch
+// and its total read take longer than CheerInterval, they used to queue behind it
+// until PublishTimeout withdrew them), yet a stalled JetStream does not pile up
+// flushes either: with every slot busy, commands wait for the next interval.
+const maxCheerFlushes = 4
+
 type cheerReq struct {
 	claim   string
 	n       int64
@@ -70,10 +77,11 @@ func (q *cheerReq) resolve(ack CheerAck, err error) {
 // stopped by Close.
 type cheerer struct {
 	// set in newCheerer
-	h     *Hub
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	batch atomic.Uint64 // batch number, unique per gateway
+	h        *Hub
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	batch    atomic.Uint64 // batch number, unique per gateway
+	flushing chan struct{} // a token per flush in flight, at most maxCheerFlushes
 
 	mu      sync.Mutex                      // guards pending and closed
 	pending map[string]map[string]*cheerReq // room → claim → command
@@ -81,7 +89,8 @@ type cheerer struct {
 }
 
 func newCheerer(h *Hub) *cheerer {
-	c := &cheerer{h: h, stop: make(chan struct{}), pending: make(map[string]map[string]*cheerReq)}
+	c := &cheerer{h: h, stop: make(chan struct{}), flushing: make(chan struct{}, maxCheerFlushes),
+		pending: make(map[string]map[string]*cheerReq)}
 	c.wg.Add(1)
 	go c.loop()
 	return c
@@ -172,6 +181,8 @@ func (c *cheerer) loop() {
 	purge := time.NewTicker(c.h.cfg.State.CheerDedupeWindow / 4)
 	defer purge.Stop()
 	var marks []seqMark
+	purged := make(chan []seqMark, 1) // the purge in flight, if purging, hands marks back
+	purging := false
 	for {
 		select {
 		case <-c.stop:
@@ -186,21 +197,56 @@ func (c *cheerer) loop() {
 			c.mu.Unlock()
 			return
 		case <-t.C:
-			c.flush()
+			c.tick()
 		case <-purge.C:
-			marks = c.purgeClaims(marks)
+			// Off the loop: a slow purge must not hold the next flushes back.
+			if !purging {
+				purging = true
+				c.wg.Add(1)
+				go func(marks []seqMark) {
+					defer c.wg.Done()
+					purged <- c.purgeClaims(marks)
+				}(marks)
+			}
+		case marks = <-purged:
+			purging = false
 		}
 	}
+}
+
+// tick starts a flush of the pending commands, unless maxCheerFlushes are in flight:
+// then it leaves them for the next interval and returns false.
+func (c *cheerer) tick() bool {
+	select {
+	case c.flushing <- struct{}{}:
+	default:
+		c.h.statem.cheerFlushBusy.Inc()
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.flushing }()
+		c.flush()
+	}()
+	return true
 }
 
 // flush publishes every room's pending commands, the rooms concurrently.
 func (c *cheerer) flush() {
 	c.mu.Lock()
 	rooms := c.pending
+	if rooms == nil { // closed
+		c.mu.Unlock()
+		return
+	}
 	c.pending = make(map[string]map[string]*cheerReq, len(rooms))
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for room, byClaim := range rooms {
+		if len(byClaim) == 0 { // every command withdrawn
+			continue
+		}
 		qs := make([]*cheerReq, 0, len(byClaim))
 		for _, q := range byClaim {
 			qs = append(qs, q)

@@ -66,3 +66,57 @@ func (c *cheerer) hasPending(room string) bool {
 	defer c.mu.Unlock()
 	return len(c.pending[room]) > 0
 }
+
+// An interval's commands do not wait for the flushes still in flight (they used to
+// queue behind the previous batch until the command timeout withdrew them), up to
+// maxCheerFlushes; with every slot busy they wait for the next interval, counted.
+func TestCheerFlushDoesNotWaitForTheOneInFlight(t *testing.T) {
+	h := testHub(t, Config{State: StateConfig{CheerInterval: time.Hour}}) // the test ticks
+	const room = "cheer-inflight"
+	c := h.cheers
+	type result struct {
+		ack CheerAck
+		err error
+	}
+	cheer := func(cid string, n int64) chan result {
+		done := make(chan result, 1)
+		go func() {
+			ack, err := h.Cheer(context.Background(), room, "u", cid, n)
+			done <- result{ack, err}
+		}()
+		for !c.hasPending(room) {
+			runtime.Gosched()
+		}
+		return done
+	}
+	// Flushes that stand for batches JetStream has not answered yet.
+	for range maxCheerFlushes - 1 {
+		c.flushing <- struct{}{}
+	}
+	first := cheer("c1", 3)
+	if !c.tick() {
+		t.Fatal("tick with a free slot did not flush")
+	}
+	if res := <-first; res.err != nil || res.ack.Credited != 3 || res.ack.Total != 3 {
+		t.Fatalf("cheer beside %d flushes in flight: %+v, %v; want 3 stored", maxCheerFlushes-1, res.ack, res.err)
+	}
+
+	c.flushing <- struct{}{} // every slot busy
+	second := cheer("c2", 4)
+	if c.tick() {
+		t.Fatal("tick with every slot busy started a flush")
+	}
+	if got := chatCounter(h.statem.cheerFlushBusy); got != 1 {
+		t.Fatalf("liveroom_cheer_flushes_busy_total = %v, want 1", got)
+	}
+	if !c.hasPending(room) {
+		t.Fatal("the busy tick dropped the pending command")
+	}
+	<-c.flushing // one of them is answered
+	if !c.tick() {
+		t.Fatal("tick after a slot freed did not flush")
+	}
+	if res := <-second; res.err != nil || res.ack.Credited != 4 || res.ack.Total != 7 {
+		t.Fatalf("cheer after the busy tick: %+v, %v; want 4 stored, total 7", res.ack, res.err)
+	}
+}

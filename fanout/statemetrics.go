@@ -13,6 +13,7 @@ type stateMetrics struct {
 	cheerBatchCommands prometheus.Histogram
 	cheerBatchSeconds  prometheus.Histogram
 	cheerWait          map[string]prometheus.Observer // by outcome: cheerOutcomes
+	cheerFlushBusy     prometheus.Counter
 	pins               prometheus.Counter
 	viewerReports      prometheus.Counter
 	stateLoads         prometheus.Counter
@@ -55,7 +56,10 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 			Name: "liveroom_cheer_batch_seconds", Help: "Time to settle one room's cheer commands of one CheerInterval: every atomic batch, duplicate resolution and total read, until each command has its answer.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}),
-		cheerWait:      map[string]prometheus.Observer{},
+		cheerWait: map[string]prometheus.Observer{},
+		cheerFlushBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveroom_cheer_flushes_busy_total", Help: "CheerIntervals whose flush did not start because the most flushes allowed in flight were still waiting for JetStream: their commands waited for the next interval.",
+		}),
 		pins:           prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_pins_total", Help: "Pins and unpins stored by this gateway."}),
 		viewerReports:  prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_viewer_reports_total", Help: "Per-room viewer count reports published by this gateway."}),
 		stateLoads:     prometheus.NewCounter(prometheus.CounterOpts{Name: "liveroom_state_loads_total", Help: "Rooms whose state was loaded from JetStream (the room's first viewer on this gateway)."}),
@@ -69,6 +73,6 @@ func newStateMetrics(reg prometheus.Registerer) *stateMetrics {
 	for _, k := range stateKinds {
 		m.stateFrames[k] = frames.WithLabelValues(k)
 	}
-	reg.MustRegister(batches, taps, wait, frames, m.stateCoalesced, m.cheerBatchCommands, m.cheerBatchSeconds, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
+	reg.MustRegister(batches, taps, wait, frames, m.stateCoalesced, m.cheerBatchCommands, m.cheerBatchSeconds, m.cheerFlushBusy, m.pins, m.viewerReports, m.stateLoads, m.stateEvents)
 	return m
 }
