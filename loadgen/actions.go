@@ -128,13 +128,17 @@ func (v *viewer) chatReply(cid string, res *replyResult, rerr *replyError) {
 	e.addLine(sentLine{SentUS: p.sentUS, Seq: res.Seq, Priority: v.isHost})
 }
 
-// cheerReply settles a cheer. Its reply's total becomes this viewer's checkpoint:
+// cheerReply settles a cheer. Its reply's total becomes a checkpoint of this viewer:
 // the room's viewers should soon see a total at least that high, and the time from
-// sending the cheer until this viewer sees it is the cheer total's latency.
+// sending the cheer until this viewer sees it is the cheer total's latency. Each
+// cheer is measured against its own reply's total (a later cheer's reply used to
+// raise the total an earlier one waited for, so that one was measured until the
+// later cheer showed).
 //
 // `unavailable` does not settle it: its taps may or may not be stored, so it is resent
 // with the same cid after a jittered backoff (a resend is never counted twice), up to
-// maxCheerTries times; then its taps are unknown.
+// maxCheerTries times; then its taps are unknown. Its latency still counts from the
+// first send: that is when the user tapped.
 func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now time.Time) {
 	e := v.e
 	p, ok := v.settle(cid)
@@ -145,8 +149,7 @@ func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now 
 	if unavailable && p.tries < maxCheerTries {
 		p.tries++
 		v.track(cid, p)
-		backoff := time.Duration(500+rand.IntN(1000)) * time.Millisecond << (p.tries - 1)
-		e.later(now.Add(backoff), job{v: v, kind: jobResend, cmd: v.command(cid, p)})
+		e.later(now.Add(cheerBackoff(p.tries)), job{v: v, kind: jobResend, cmd: v.command(cid, p)})
 		e.stats.retried.Add(1)
 		return
 	}
@@ -163,19 +166,28 @@ func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now 
 	}
 	e.stats.cheerCredited.Add(res.Credited)
 	e.stats.cheerRefused.Add(res.Refused)
-	if res.Credited == 0 {
+	if res.Credited == 0 || p.sentUS < v.startUS.Load() || p.sentUS > v.cutUS.Load() {
 		return
 	}
-	if v.cheerCpUS.Load() == 0 {
-		if p.sentUS >= v.startUS.Load() && p.sentUS <= v.cutUS.Load() {
-			v.cheerOwed++
-			v.cheerCpUS.Store(p.sentUS)
-		}
+	v.cheerOwed++
+	if v.cheersSeen >= res.Total {
+		v.recordCheer(p.sentUS, v.cheersSeenAt) // the total was on screen before the reply came
+		return
 	}
-	v.cheerCpTotal = max(v.cheerCpTotal, res.Total)
-	if v.cheerCpUS.Load() != 0 && v.cheersSeen >= v.cheerCpTotal {
-		v.resolveCheer(v.cheersSeenAt) // the total was on screen before the reply came
-	}
+	v.cheerCps = append(v.cheerCps, cheerCp{sentUS: p.sentUS, total: res.Total})
+	v.cheerCpN.Store(int64(len(v.cheerCps)))
+}
+
+// cheerCp is an acknowledged cheer whose total its viewer has not yet seen.
+type cheerCp struct {
+	sentUS int64 // first send
+	total  int64 // the total its reply reported
+}
+
+// cheerBackoff is the wait before the tries-th resend of a cheer answered
+// `unavailable`: 0.5-1.5 s, doubling with each try (at most 8-24 s before the 5th).
+func cheerBackoff(tries int) time.Duration {
+	return time.Duration(500+rand.IntN(1000)) * time.Millisecond << (tries - 1)
 }
 
 // seeCheers takes a cheers total from an event or a snapshot.
@@ -184,16 +196,22 @@ func (v *viewer) seeCheers(total int64, now time.Time) {
 		return
 	}
 	v.cheersSeen, v.cheersSeenAt = total, now
-	if v.cheerCpUS.Load() != 0 && total >= v.cheerCpTotal {
-		v.resolveCheer(now)
+	kept := v.cheerCps[:0]
+	for _, cp := range v.cheerCps {
+		if total >= cp.total {
+			v.recordCheer(cp.sentUS, now)
+		} else {
+			kept = append(kept, cp)
+		}
 	}
+	v.cheerCps = kept
+	v.cheerCpN.Store(int64(len(kept)))
 }
 
-func (v *viewer) resolveCheer(at time.Time) {
-	lat := at.Sub(time.UnixMicro(v.cheerCpUS.Load()))
-	v.e.cheerLat.Record(max(lat, 0))
+// recordCheer records the latency of a cheer sent at sentUS whose total showed at at.
+func (v *viewer) recordCheer(sentUS int64, at time.Time) {
+	v.e.cheerLat.Record(max(at.Sub(time.UnixMicro(sentUS)), 0))
 	v.cheerGot++
-	v.cheerCpUS.Store(0)
 }
 
 // pinReply settles the host's pin: its version is what every viewer must reach.

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -42,5 +43,49 @@ func TestRunCheersExactWhenUnavailable(t *testing.T) {
 	}
 	if ch.Unknown == 0 && (!ch.Exact || ch.FinalTotal-ch.InitialTotal != ch.Sent) {
 		t.Errorf("every cheer acknowledged, yet not shown exact: %+v", ch)
+	}
+}
+
+// Each acknowledged cheer is measured until its viewer sees the total its own reply
+// reported. A later cheer's reply, with a higher total, used to raise the total the
+// earlier one waited for, so the earlier one was measured until the later showed.
+func TestCheerLatencyPerCheer(t *testing.T) {
+	e := newEngine(shardSpec{Config: Config{Room: "r"}})
+	v := &viewer{e: e}
+	v.startUS.Store(1)
+	v.cutUS.Store(math.MaxInt64)
+	t0 := time.UnixMicro(1_000_000_000)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	cheer := func(cid string, sentMS int) {
+		v.track(cid, pendingCmd{kind: idCheer, sentUS: at(sentMS).UnixMicro(), count: 5})
+	}
+
+	cheer("a", 0)
+	cheer("b", 500)
+	v.cheerReply("a", &replyResult{Credited: 5, Total: 100}, nil, at(200))
+	v.cheerReply("b", &replyResult{Credited: 5, Total: 200}, nil, at(700))
+	if n := v.cheerCpN.Load(); n != 2 {
+		t.Fatalf("%d cheers waiting for their totals, want 2", n)
+	}
+	v.seeCheers(100, at(900)) // a's total: a took 900 ms, b still waits
+	if n, c := v.cheerCpN.Load(), e.cheerLat.Count(); n != 1 || c != 1 {
+		t.Fatalf("after a's total: %d waiting, %d measured; want 1, 1", n, c)
+	}
+	if got := e.cheerLat.Max(); got > 1000*time.Millisecond {
+		t.Fatalf("a measured %v, want about 900ms (not until b's total showed)", got)
+	}
+	v.seeCheers(250, at(1500)) // b's total passed: b took 1,000 ms
+	if n, c := v.cheerCpN.Load(), e.cheerLat.Count(); n != 0 || c != 2 {
+		t.Fatalf("after b's total: %d waiting, %d measured; want 0, 2", n, c)
+	}
+
+	// A total already on screen when the reply comes: measured until it showed.
+	cheer("c", 1400)
+	v.cheerReply("c", &replyResult{Credited: 5, Total: 240}, nil, at(1600))
+	if n, c := v.cheerCpN.Load(), e.cheerLat.Count(); n != 0 || c != 3 {
+		t.Fatalf("after c: %d waiting, %d measured; want 0, 3", n, c)
+	}
+	if v.cheerOwed != 3 || v.cheerGot != 3 {
+		t.Fatalf("owed %d, got %d; want 3, 3", v.cheerOwed, v.cheerGot)
 	}
 }

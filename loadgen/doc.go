@@ -68,8 +68,8 @@
 // (nor one to a cheer whose viewer dropped for good). The room's total is read before
 // and after the run by an observer join; its growth must lie in [acked, acked+unknown],
 // and it is exact when nothing is unknown and it grew by exactly the taps acked;
-// cheer_total latency is from a cheer's send until its sender sees the room total
-// reach what the cheer's reply reported. Online: at the end every viewer still
+// cheer_total latency is from a cheer's first send until its sender sees the room
+// total reach what that cheer's reply reported (every acknowledged cheer is measured). Online: at the end every viewer still
 // connected is owed the run's audience as the room's online count (a viewer that has
 // sent its leave never reconnects, so the room and the run count the same people). Flash sales
 // (flash.go): the host pins a sale, every viewer that sees it presses at the

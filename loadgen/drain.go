@@ -125,7 +125,7 @@ func (e *engine) caughtUp(t drainMsg) bool {
 	e.reap()
 	for _, v := range e.all {
 		if v.startUS.Load() != 0 && !v.leaveSent && (v.lastSeq.Load() < t.MaxSeq || v.pinMax.Load() < t.MaxPin ||
-			v.cheerCpUS.Load() != 0 || v.lastOnline.Load() != t.Online) {
+			v.cheerCpN.Load() != 0 || v.lastOnline.Load() != t.Online) {
 			return false
 		}
 	}

@@ -60,12 +60,13 @@ type viewer struct {
 	// Owned by run (the reader).
 	delivered int64
 	dups      int64
-	// Cheers: the total last seen and when; the viewer's oldest cheer whose total it
-	// has not yet seen (cheerCpUS, 0 for none; atomic for the drain) and that total.
+	// Cheers: the total last seen and when; the viewer's acknowledged cheers whose
+	// totals it has not yet seen (cheerCps; their number in cheerCpN, atomic for the
+	// drain).
 	cheersSeen   int64
 	cheersSeenAt time.Time
-	cheerCpUS    atomic.Int64
-	cheerCpTotal int64
+	cheerCps     []cheerCp
+	cheerCpN     atomic.Int64
 	cheerOwed    int64
 	cheerGot     int64
 	pinMax       atomic.Int64 // newest pin version seen
