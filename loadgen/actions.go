@@ -20,6 +20,7 @@ type pendingCmd struct {
 	flash  *flashTerms
 	item   string // pin of a flash sale, buy: the item
 	tries  int    // cheer: resends after an `unavailable` answer
+	resent bool   // cheer: sent again after a (re)join, its reply lost with the connection
 }
 
 // maxCheerTries is how often a cheer answered `unavailable` (outcome unknown) is
@@ -99,6 +100,10 @@ func (v *viewer) resendPending() {
 	v.mu.Lock()
 	cmds := make([]command, 0, len(v.pending))
 	for cid, p := range v.pending {
+		if p.kind == idCheer && !p.resent {
+			p.resent = true
+			v.pending[cid] = p
+		}
 		c := v.command(cid, p)
 		c.Resend = true
 		cmds = append(cmds, c)
@@ -170,11 +175,12 @@ func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now 
 		return
 	}
 	v.cheerOwed++
+	cp := cheerCp{sentUS: p.sentUS, total: res.Total, resent: p.tries > 0 || p.resent}
 	if v.cheersSeen >= res.Total {
-		v.recordCheer(p.sentUS, v.cheersSeenAt) // the total was on screen before the reply came
+		v.recordCheer(cp, v.cheersSeenAt) // the total was on screen before the reply came
 		return
 	}
-	v.cheerCps = append(v.cheerCps, cheerCp{sentUS: p.sentUS, total: res.Total})
+	v.cheerCps = append(v.cheerCps, cp)
 	v.cheerCpN.Store(int64(len(v.cheerCps)))
 }
 
@@ -182,6 +188,7 @@ func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now 
 type cheerCp struct {
 	sentUS int64 // first send
 	total  int64 // the total its reply reported
+	resent bool  // sent more than once (after `unavailable`, or after a reconnect)
 }
 
 // cheerBackoff is the wait before the tries-th resend of a cheer answered
@@ -199,7 +206,7 @@ func (v *viewer) seeCheers(total int64, now time.Time) {
 	kept := v.cheerCps[:0]
 	for _, cp := range v.cheerCps {
 		if total >= cp.total {
-			v.recordCheer(cp.sentUS, now)
+			v.recordCheer(cp, now)
 		} else {
 			kept = append(kept, cp)
 		}
@@ -208,9 +215,15 @@ func (v *viewer) seeCheers(total int64, now time.Time) {
 	v.cheerCpN.Store(int64(len(kept)))
 }
 
-// recordCheer records the latency of a cheer sent at sentUS whose total showed at at.
-func (v *viewer) recordCheer(sentUS int64, at time.Time) {
-	v.e.cheerLat.Record(max(at.Sub(time.UnixMicro(sentUS)), 0))
+// recordCheer records the latency of a cheer whose total showed at at; that of a
+// resent cheer goes to cheerLatResent too, so that the report tells the time lost to
+// `unavailable` answers and dropped connections from the rest.
+func (v *viewer) recordCheer(cp cheerCp, at time.Time) {
+	lat := max(at.Sub(time.UnixMicro(cp.sentUS)), 0)
+	v.e.cheerLat.Record(lat)
+	if cp.resent {
+		v.e.cheerLatResent.Record(lat)
+	}
 	v.cheerGot++
 }
 

@@ -85,7 +85,23 @@ func TestCheerLatencyPerCheer(t *testing.T) {
 	if n, c := v.cheerCpN.Load(), e.cheerLat.Count(); n != 0 || c != 3 {
 		t.Fatalf("after c: %d waiting, %d measured; want 0, 3", n, c)
 	}
-	if v.cheerOwed != 3 || v.cheerGot != 3 {
-		t.Fatalf("owed %d, got %d; want 3, 3", v.cheerOwed, v.cheerGot)
+	if e.cheerLatResent.Count() != 0 {
+		t.Fatalf("%d resent cheers measured, want 0", e.cheerLatResent.Count())
+	}
+
+	// Answered unavailable, then stored on its resend: measured from the first send,
+	// in cheer_total and in its resent part.
+	cheer("d", 2000)
+	v.cheerReply("d", nil, &replyError{Code: "unavailable"}, at(2100))
+	v.cheerReply("d", &replyResult{Credited: 5, Total: 300}, nil, at(3200))
+	v.seeCheers(300, at(3300))
+	if c, r := e.cheerLat.Count(), e.cheerLatResent.Count(); c != 4 || r != 1 {
+		t.Fatalf("after d: %d measured, %d of them resent; want 4, 1", c, r)
+	}
+	if got := e.cheerLatResent.Max(); got < 1200*time.Millisecond {
+		t.Fatalf("d measured %v, want about 1.3s (from its first send)", got)
+	}
+	if v.cheerOwed != 4 || v.cheerGot != 4 {
+		t.Fatalf("owed %d, got %d; want 4, 4", v.cheerOwed, v.cheerGot)
 	}
 }

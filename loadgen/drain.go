@@ -160,17 +160,18 @@ func (e *engine) result() *shardResult {
 	e.doneMu.Unlock()
 	sort.Slice(lines, func(i, j int) bool { return lines[i].SentUS < lines[j].SentUS })
 	return &shardResult{
-		Shard:    e.shard,
-		FullS:    e.fullAt.Seconds(),
-		Counters: e.stats.snapshot(),
-		Join:     &e.join,
-		Chat:     &e.chat,
-		CheerLat: &e.cheerLat,
-		PinLat:   &e.pinLat,
-		BuyLat:   &e.buyLat,
-		Lines:    lines,
-		Pins:     pins,
-		Windows:  windows,
+		Shard:          e.shard,
+		FullS:          e.fullAt.Seconds(),
+		Counters:       e.stats.snapshot(),
+		Join:           &e.join,
+		Chat:           &e.chat,
+		CheerLat:       &e.cheerLat,
+		CheerLatResent: &e.cheerLatResent,
+		PinLat:         &e.pinLat,
+		BuyLat:         &e.buyLat,
+		Lines:          lines,
+		Pins:           pins,
+		Windows:        windows,
 	}
 }
 

@@ -80,11 +80,13 @@ type shardResult struct {
 	Join     *Histogram `json:"join"`
 	Chat     *Histogram `json:"chat"`
 	CheerLat *Histogram `json:"cheer_lat"`
-	PinLat   *Histogram `json:"pin_lat"`
-	BuyLat   *Histogram `json:"buy_lat"`
-	Lines    []sentLine `json:"lines"`
-	Pins     []sentPin  `json:"pins,omitempty"`
-	Windows  []window   `json:"windows"`
+	// CheerLatResent is the part of CheerLat of cheers sent more than once.
+	CheerLatResent *Histogram `json:"cheer_lat_resent"`
+	PinLat         *Histogram `json:"pin_lat"`
+	BuyLat         *Histogram `json:"buy_lat"`
+	Lines          []sentLine `json:"lines"`
+	Pins           []sentPin  `json:"pins,omitempty"`
+	Windows        []window   `json:"windows"`
 }
 
 // job is one write the controller hands to the writer pool.
@@ -107,21 +109,22 @@ const (
 // small writer pool; and one goroutine per viewer.
 type engine struct {
 	// Set in newEngine.
-	cfg      Config
-	spec     shardSpec
-	shard    int
-	sched    schedule
-	start    time.Time
-	clients  []*http.Client
-	dialSem  chan struct{}
-	jobs     chan job
-	bufs     sync.Pool
-	stats    *shardStats
-	join     Histogram
-	chat     Histogram
-	cheerLat Histogram
-	pinLat   Histogram
-	buyLat   Histogram
+	cfg            Config
+	spec           shardSpec
+	shard          int
+	sched          schedule
+	start          time.Time
+	clients        []*http.Client
+	dialSem        chan struct{}
+	jobs           chan job
+	bufs           sync.Pool
+	stats          *shardStats
+	join           Histogram
+	chat           Histogram
+	cheerLat       Histogram
+	cheerLatResent Histogram
+	pinLat         Histogram
+	buyLat         Histogram
 
 	salesMu        sync.Mutex
 	salesSeen      map[string]int64 // flash item → starts_at (ms), as viewers saw it pinned

@@ -33,7 +33,8 @@ type Report struct {
 	// JoinMS is connect (dial start) → join reply with the snapshot, every join
 	// including rejoins after a reconnect.
 	JoinMS Percentiles `json:"join_ms"`
-	// Classes has one entry per class of event: chat, pin, cheer_total, online.
+	// Classes has one entry per class of event: chat, pin, cheer_total (and its part
+	// cheer_total_resent), online.
 	// Classes the gateway does not speak yet have Measured false and zero counts.
 	Classes map[string]ClassReport `json:"classes"`
 	Cheers  CheerReport            `json:"cheers"`
@@ -213,13 +214,13 @@ func merge(cfg *Config, results []*shardResult) *Report {
 		Classes:       map[string]ClassReport{},
 	}
 	var c counters
-	var join, chat, cheerLat, pinLat, buyLat Histogram
+	var join, chat, cheerLat, cheerResent, pinLat, buyLat Histogram
 	var lines []sentLine
 	var pins []sentPin
 	for _, res := range results {
 		c.add(res.Counters)
 		r.FullS = max(r.FullS, res.FullS)
-		for _, m := range []struct{ dst, src *Histogram }{{&join, res.Join}, {&chat, res.Chat}, {&cheerLat, res.CheerLat}, {&pinLat, res.PinLat}, {&buyLat, res.BuyLat}} {
+		for _, m := range []struct{ dst, src *Histogram }{{&join, res.Join}, {&chat, res.Chat}, {&cheerLat, res.CheerLat}, {&cheerResent, res.CheerLatResent}, {&pinLat, res.PinLat}, {&buyLat, res.BuyLat}} {
 			if m.src != nil {
 				m.dst.Merge(m.src)
 			}
@@ -265,9 +266,13 @@ func merge(cfg *Config, results []*shardResult) *Report {
 	cheerCR := ClassReport{Measured: true, Expected: c.CheerOwed, Delivered: c.CheerGot, Lost: c.CheerOwed - c.CheerGot}
 	cheerCR.setLatency(&cheerLat)
 	r.Classes["cheer_total"] = cheerCR
+	resentCR := ClassReport{Measured: true, Expected: int64(cheerResent.Count()), Delivered: int64(cheerResent.Count())}
+	resentCR.setLatency(&cheerResent)
+	r.Classes["cheer_total_resent"] = resentCR
 	r.Classes["online"] = ClassReport{Measured: true, Expected: c.OnlineOwed, Delivered: c.OnlineGot, Lost: c.OnlineOwed - c.OnlineGot}
 	r.Notes = append(r.Notes,
-		"cheer_total: each cheering viewer owes itself the total its cheer's reply reported; latency is from sending the cheer until that viewer sees the room total reach it",
+		"cheer_total: each cheering viewer owes itself the total its cheer's reply reported; latency is from sending the cheer (its first send) until that viewer sees the room total reach it",
+		"cheer_total_resent: the part of cheer_total whose cheer was sent more than once (answered unavailable, or its reply lost with a dropped connection)",
 		"online: at the end, every viewer still connected is owed the run's audience (its viewers and host) as the room's online count; no latency (counts are reported once a second)")
 
 	r.ViewersPeak = c.Peak // exact for one shard; replaced from the timeline for more

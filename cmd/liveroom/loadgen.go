@@ -124,9 +124,10 @@ func runLoadgen(ctx context.Context, args []string) error {
 	pin, ct := r.Classes["pin"], r.Classes["cheer_total"]
 	fmt.Printf("pins %d: expected %d delivered %d lost %d, p50/p99/max %.0f/%.0f/%.0f ms\n",
 		r.Pins, pin.Expected, pin.Delivered, pin.Lost, pin.P50MS, pin.P99MS, pin.MaxMS)
-	fmt.Printf("cheers: taps sent %d credited %d refused %d unknown %d, total %d -> %d, within bounds %v, exact %v; total seen p50/p99/max %.0f/%.0f/%.0f ms (lost %d)\n",
+	cr := r.Classes["cheer_total_resent"]
+	fmt.Printf("cheers: taps sent %d credited %d refused %d unknown %d, total %d -> %d, within bounds %v, exact %v; total seen p50/p99/max %.0f/%.0f/%.0f ms (lost %d; of them resent %d, p50/p99/max %.0f/%.0f/%.0f ms)\n",
 		r.Cheers.Sent, r.Cheers.Acked, r.Cheers.Refused, r.Cheers.Unknown, r.Cheers.InitialTotal, r.Cheers.FinalTotal, r.Cheers.Bounded, r.Cheers.Exact,
-		ct.P50MS, ct.P99MS, ct.MaxMS, ct.Lost)
+		ct.P50MS, ct.P99MS, ct.MaxMS, ct.Lost, cr.Delivered, cr.P50MS, cr.P99MS, cr.MaxMS)
 	if f := r.Flash; f.Sales > 0 {
 		fmt.Printf("flash sales %d × %d units: presses %d, won %d, oversold %v, users with two wins %d, answers %v, answer p50/p99/max %.0f/%.0f/%.0f ms\n",
 			f.Sales, f.Stock, f.Presses, f.Won, f.Oversold, f.MultiWins, f.Answers, f.AnswerMS.P50, f.AnswerMS.P99, f.AnswerMS.Max)
