@@ -62,6 +62,7 @@ const maxCheerFlushes = 4
 type cheerReq struct {
 	claim   string
 	n       int64
+	resend  bool          // a waiter said it may have been stored before; guarded by cheerer.mu until taken
 	waiters int           // callers waiting on it while it is pending; guarded by cheerer.mu
 	done    chan struct{} // closed once ack or err is set
 	ack     CheerAck
@@ -103,8 +104,11 @@ func claimOf(user, cid string) string {
 
 // Cheer counts n taps of user in room, identified by the client's cid, and returns
 // once they are stored (or were stored before: Duplicate). Sending the same (user,
-// cid) again, on any gateway, within CheerDedupeWindow never counts it twice.
-func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (CheerAck, error) {
+// cid) again, on any gateway, within CheerDedupeWindow never counts it twice. resend
+// says the client sent this cid before without an answer: such commands are looked up
+// before they are batched, apart from first sends, so that one already stored does
+// not make the batch of everyone else's first sends fail and go round again.
+func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64, resend bool) (CheerAck, error) {
 	if !ValidRoom(room) {
 		return CheerAck{}, ErrBadRoom
 	}
@@ -129,6 +133,7 @@ func (h *Hub) Cheer(ctx context.Context, room, user, cid string, n int64) (Cheer
 		byClaim[claim] = q
 	}
 	q.waiters++
+	q.resend = q.resend || resend
 	c.mu.Unlock()
 	start := time.Now()
 	ack, err := c.await(ctx, room, q)
@@ -247,25 +252,42 @@ func (c *cheerer) flush() {
 		if len(byClaim) == 0 { // every command withdrawn
 			continue
 		}
-		qs := make([]*cheerReq, 0, len(byClaim))
+		var fresh, resent []*cheerReq
 		for _, q := range byClaim {
-			qs = append(qs, q)
+			if q.resend {
+				resent = append(resent, q)
+			} else {
+				fresh = append(fresh, q)
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.publishRoom(room, qs)
-		}()
+		for _, qs := range [][]*cheerReq{fresh, resent} {
+			if len(qs) == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.publishRoom(room, qs)
+			}()
+		}
 	}
 	wg.Wait()
 }
 
 // publishRoom stores a room's commands, resolving duplicates, in at most 4 rounds.
+// Resent commands (all of qs or none) are looked up first: those stored are answered
+// as duplicates without a failed batch.
 func (c *cheerer) publishRoom(room string, qs []*cheerReq) {
 	m := c.h.statem
 	defer func(start time.Time) { m.cheerBatchSeconds.Observe(time.Since(start).Seconds()) }(time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*c.h.cfg.SubscribeTimeout)
 	defer cancel()
+	if qs[0].resend {
+		// On a failed look-up the batch finds the duplicates itself.
+		if rest, err := c.resolveStored(ctx, room, qs); err == nil {
+			qs = rest
+		}
+	}
 	for round := 0; len(qs) > 0; round++ {
 		if round == 4 {
 			for _, q := range qs {

@@ -18,7 +18,7 @@ func TestCheerWithdrawnWhenCallerGivesUp(t *testing.T) {
 	const room = "cheer-withdraw"
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := h.Cheer(gone, room, "u1", "c1", 5); !errors.Is(err, ErrCheerNotStored) {
+	if _, err := h.Cheer(gone, room, "u1", "c1", 5, false); !errors.Is(err, ErrCheerNotStored) {
 		t.Fatalf("cheer with an ended context: err %v, want ErrCheerNotStored", err)
 	}
 
@@ -29,7 +29,7 @@ func TestCheerWithdrawnWhenCallerGivesUp(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ack, err := h.Cheer(context.Background(), room, "u2", "c1", 7)
+		ack, err := h.Cheer(context.Background(), room, "u2", "c1", 7, false)
 		done <- result{ack, err}
 	}()
 	for !h.cheers.hasPending(room) {
@@ -48,7 +48,7 @@ func TestCheerWithdrawnWhenCallerGivesUp(t *testing.T) {
 
 	// Resending the withdrawn command (same user and cid) counts it, once.
 	go func() {
-		ack, err := h.Cheer(context.Background(), room, "u1", "c1", 5)
+		ack, err := h.Cheer(context.Background(), room, "u1", "c1", 5, true)
 		done <- result{ack, err}
 	}()
 	for !h.cheers.hasPending(room) {
@@ -81,7 +81,7 @@ func TestCheerFlushDoesNotWaitForTheOneInFlight(t *testing.T) {
 	cheer := func(cid string, n int64) chan result {
 		done := make(chan result, 1)
 		go func() {
-			ack, err := h.Cheer(context.Background(), room, "u", cid, n)
+			ack, err := h.Cheer(context.Background(), room, "u", cid, n, false)
 			done <- result{ack, err}
 		}()
 		for !c.hasPending(room) {
@@ -118,5 +118,62 @@ func TestCheerFlushDoesNotWaitForTheOneInFlight(t *testing.T) {
 	}
 	if res := <-second; res.err != nil || res.ack.Credited != 4 || res.ack.Total != 7 {
 		t.Fatalf("cheer after the busy tick: %+v, %v; want 4 stored, total 7", res.ack, res.err)
+	}
+}
+
+// A resent command already stored is looked up before batching, apart from the first
+// sends of its interval: it is answered as a duplicate and their batch is stored at
+// the first try (a stored claim in a batch makes the whole atomic batch fail, and
+// every command in it waited for the look-up and a second batch).
+func TestCheerResendDoesNotFailOthersBatch(t *testing.T) {
+	h := testHub(t, Config{State: StateConfig{CheerInterval: time.Hour}}) // the test flushes
+	const room = "cheer-resend"
+	c := h.cheers
+	type result struct {
+		ack CheerAck
+		err error
+	}
+	cheer := func(user, cid string, n int64, resend bool) chan result {
+		done := make(chan result, 1)
+		go func() {
+			ack, err := h.Cheer(context.Background(), room, user, cid, n, resend)
+			done <- result{ack, err}
+		}()
+		return done
+	}
+	waitPending := func(n int) {
+		for {
+			c.mu.Lock()
+			got := len(c.pending[room])
+			c.mu.Unlock()
+			if got == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	first := cheer("u1", "c1", 5, false)
+	waitPending(1)
+	c.flush()
+	if res := <-first; res.err != nil || res.ack.Credited != 5 {
+		t.Fatalf("first send: %+v, %v", res.ack, res.err)
+	}
+
+	// Its reply was lost: the client resends it, while another viewer cheers.
+	again := cheer("u1", "c1", 5, true)
+	other := cheer("u2", "c1", 3, false)
+	waitPending(2)
+	c.flush()
+	if res := <-again; res.err != nil || !res.ack.Duplicate || res.ack.Credited != 5 {
+		t.Fatalf("resend: %+v, %v; want a duplicate of 5", res.ack, res.err)
+	}
+	if res := <-other; res.err != nil || res.ack.Duplicate || res.ack.Credited != 3 || res.ack.Total != 8 {
+		t.Fatalf("other viewer's cheer: %+v, %v; want 3 stored, total 8", res.ack, res.err)
+	}
+	if got := chatCounter(h.statem.cheerBatchRetried); got != 0 {
+		t.Fatalf("%v batches retried, want 0: the resend was batched with a first send", got)
+	}
+	if got := chatCounter(h.statem.cheerDuplicate); got != 1 {
+		t.Fatalf("%v duplicates, want 1", got)
 	}
 }

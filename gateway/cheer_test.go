@@ -229,3 +229,37 @@ func TestCheerResendAndRateCap(t *testing.T) {
 		t.Errorf("snapshot cheers = %d, want 12", snap.Cheers)
 	}
 }
+
+// A cheer resent with "resend": true is looked up before it is batched: once counted,
+// it is answered as a duplicate without a failed batch.
+func TestCheerResendFlagLooksUpFirst(t *testing.T) {
+	ns := startNATS(t)
+	a, b := startGateway(t, ns, cheerConfig()), startGateway(t, ns, cheerConfig())
+	tok := mintToken(t, "u1", auth.RoleViewer, []string{"r"}, time.Hour)
+	ca, cb := mustDialState(t, a.url), mustDialState(t, b.url)
+	ca.join("r", tok)
+	cb.join("r", tok)
+	if _, cerr, err := cheer(ca, "r", "x", 4); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	f, err := cb.call(map[string]any{"cmd": "cheer", "room": "r", "cid": "x", "count": 4, "resend": true})
+	if err != nil || f.Error != nil {
+		t.Fatal(err, f.Error)
+	}
+	var again cheerResult
+	if err := json.Unmarshal(f.Result, &again); err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Credited != 4 || again.Total != 4 {
+		t.Fatalf("resent cheer = %+v, want a duplicate of 4 with total 4", again)
+	}
+	if n := b.counter(t, "liveroom_cheer_batches_total", "result", "retried"); n != 0 {
+		t.Errorf("retried batches = %v, want 0: the resend was looked up first", n)
+	}
+	if n := b.counter(t, "liveroom_cheer_stored_total", "result", "duplicate_commands"); n != 1 {
+		t.Errorf("duplicate commands = %v, want 1", n)
+	}
+	if got := storedCheers(t, ns, "r"); got != 4 {
+		t.Fatalf("stored %d, want 4", got)
+	}
+}

@@ -63,7 +63,7 @@ func (c *conn) cheer(cmd command) (any, *cmdError) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := c.g.hub.Cheer(ctx, cmd.Room, c.you.ID, cmd.CID, n)
+	ack, err := c.g.hub.Cheer(ctx, cmd.Room, c.you.ID, cmd.CID, n, cmd.Resend)
 	if errors.Is(err, fanout.ErrCheerNotStored) {
 		return nil, errorf(codeUnavailable, "cheer not stored; resend with the same cid")
 	}

@@ -154,7 +154,9 @@ func (v *viewer) cheerReply(cid string, res *replyResult, rerr *replyError, now 
 	if unavailable && p.tries < maxCheerTries {
 		p.tries++
 		v.track(cid, p)
-		e.later(now.Add(cheerBackoff(p.tries)), job{v: v, kind: jobResend, cmd: v.command(cid, p)})
+		cmd := v.command(cid, p)
+		cmd.Resend = true
+		e.later(now.Add(cheerBackoff(p.tries)), job{v: v, kind: jobResend, cmd: cmd})
 		e.stats.retried.Add(1)
 		return
 	}
