@@ -37,7 +37,7 @@ func decodeEntry(m *nats.Msg) (chatEntry, error) {
 		return chatEntry{}, ErrBadEvent
 	}
 	prev, _ := strconv.ParseUint(m.Header.Get("Nats-Last-Sequence"), 10, 64)
-	e := chatEntry{seq: seq, prev: prev, user: m.Header.Get(headerUser), role: m.Header.Get(headerRole)}
+	e := chatEntry{seq: seq, prev: prev, at: ts, user: m.Header.Get(headerUser), role: m.Header.Get(headerRole)}
 	if m.Header.Get(headerKind) == "delete" {
 		var p deletePayload
 		if json.Unmarshal(m.Data, &p) != nil || p.Line == 0 {

@@ -3,6 +3,7 @@ package fanout
 import (
 	"encoding/json"
 	"sort"
+	"time"
 )
 
 // entryKind says what a chat stream entry is. Lines and the moderators' tombstones share
@@ -18,7 +19,8 @@ const (
 // chatEntry is one stored entry of a room's chat stream, decoded once.
 type chatEntry struct {
 	seq    uint64
-	prev   uint64 // the room's previous entry as JetStream saw it (Nats-Last-Sequence); 0 if none or unknown
+	prev   uint64    // the room's previous entry as JetStream saw it (Nats-Last-Sequence); 0 if none or unknown
+	at     time.Time // when JetStream stored it: the same on every gateway
 	kind   entryKind
 	target uint64 // kindDelete: the seq of the line it hides
 	user   string

@@ -206,7 +206,6 @@ func (r *room) onChat(m *nats.Msg) {
 // the shared events with their lines in place.
 func (r *room) chatFlush(events []pendingEvent, states []stateEvent, stateOnly *Frame, firstAt time.Time) ([]pendingEvent, map[Sink]*Frame) {
 	c, m := &r.chat, r.hub.chatm
-	now := time.Now()
 	out := events[:0]
 	type ownLine struct {
 		at int // index in out it goes before
@@ -215,7 +214,7 @@ func (r *room) chatFlush(events []pendingEvent, states []stateEvent, stateOnly *
 	var own map[string][]ownLine
 	keep := func(ev pendingEvent) {
 		e := ev.chat
-		if e == nil || e.priority() || c.take(r.hub, now) {
+		if e == nil || e.priority() || c.take(r.hub, e.at) {
 			out = append(out, ev)
 			return
 		}
@@ -289,18 +288,21 @@ func (r *room) fillGap(seq uint64) []chatEntry {
 	return es
 }
 
-// take reports whether one more ordinary line may be shown at now: the room shows at
-// most ChatBudget (rounded, at least 1) ordinary lines in any one-second window of
-// flush times. A quiet room's burst passes whole; a busy room is cut to the budget.
-// Every viewer is shown the same sample, so the frame is still encoded once.
-func (c *roomChat) take(h *Hub, now time.Time) bool {
+// take reports whether one more ordinary line, stored at `at`, may be shown: the room
+// shows at most ChatBudget (rounded, at least 1) ordinary lines in any one-second window
+// of the lines' stored times. A quiet room's burst passes whole; a busy room is cut to
+// the budget. Every viewer is shown the same sample, so the frame is still encoded
+// once; and since the stored time is the same on every gateway, every gateway shows the
+// same sample. (Windows over flush times showed fewer: ticks drift past 100 ms, so
+// the budget's window reopened a tick late, ~5 % below the budget at 220 lines/s.)
+func (c *roomChat) take(h *Hub, at time.Time) bool {
 	if c.shown == nil {
 		c.shown = make([]time.Time, max(1, int(math.Round(h.cfg.ChatBudget))))
 	}
-	if oldest := c.shown[c.next]; !oldest.IsZero() && now.Sub(oldest) < time.Second {
+	if oldest := c.shown[c.next]; !oldest.IsZero() && at.Sub(oldest) < time.Second {
 		return false
 	}
-	c.shown[c.next] = now
+	c.shown[c.next] = at
 	c.next = (c.next + 1) % len(c.shown)
 	return true
 }
