@@ -29,7 +29,8 @@ const devSecret = "liveroom-dev-secret-change-me"
 type gatewayFlags struct {
 	listen, secret, origins, tlsCert, tlsKey string
 	anonymous, pprof                         bool
-	drain, tick                              time.Duration
+	drain, tick, largeTick                   time.Duration
+	largeViewers                             int
 	chatHistory                              int64
 	replicas                                 int
 	apiKey, gatewayID                        string        // room state (issue 3)
@@ -48,6 +49,8 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on shutdown, spread viewers' reconnects over this long")
 	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
+	fs.DurationVar(&f.largeTick, "large-room-tick", 100*time.Millisecond, "the tick of a room with --large-room-viewers viewers on this gateway, where socket writes (viewers × frames/s), not delay, limit the gateway")
+	fs.IntVar(&f.largeViewers, "large-room-viewers", 5000, "local viewers from which a room is large (see --large-room-tick; stock left goes out once a second)")
 	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream replicas for the streams (3 on a cluster)")
 	fs.StringVar(&f.apiKey, "api-key", envOr("LIVEROOM_API_KEY", ""), "key of the shop backend's HTTP API, POST/DELETE /api/rooms/{room}/pin (env LIVEROOM_API_KEY); empty turns the API off")
@@ -81,6 +84,8 @@ func (f *gatewayFlags) config() gateway.Config {
 		cfg.AllowedOrigins = strings.Split(f.origins, ",")
 	}
 	cfg.Fanout.Tick = f.tick
+	cfg.Fanout.LargeRoomTick = f.largeTick
+	cfg.Fanout.LargeRoomViewers = f.largeViewers
 	cfg.Fanout.ChatHistory = f.chatHistory
 	cfg.Fanout.Replicas = f.replicas
 	cfg.Fanout.State.GatewayID = f.gatewayID
