@@ -6,8 +6,8 @@ import (
 )
 
 // The chat budget is kept over the lines' stored times, not over the ticks that flush
-// them: a room at 220 lines/s shows exactly the budget, 20 lines in every second, however
-// late the ticks run.
+// them: a room at 220 lines/s shows the budget, 20 lines in every second after the first
+// (which also passes the budget's burst), however late the ticks run.
 func TestChatBudgetCountsStoredTimes(t *testing.T) {
 	h := &Hub{cfg: Config{ChatBudget: 20}.withDefaults()}
 	var c roomChat
@@ -19,8 +19,11 @@ func TestChatBudgetCountsStoredTimes(t *testing.T) {
 			perSecond[int(at.Sub(start)/time.Second)]++
 		}
 	}
-	for s := range 10 {
-		if perSecond[s] != 20 {
+	if perSecond[0] < 38 || perSecond[0] > 40 {
+		t.Fatalf("the first second showed %d lines, want the burst and a second's budget, ~40", perSecond[0])
+	}
+	for s := 1; s < 10; s++ {
+		if perSecond[s] < 19 || perSecond[s] > 21 {
 			t.Fatalf("second %d showed %d lines, want the budget, 20 (all: %v)", s, perSecond[s], perSecond)
 		}
 	}

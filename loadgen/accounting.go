@@ -1,17 +1,20 @@
 package loadgen
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/liveroom/liveroom/internal/chatbudget"
+)
 
 // chatLedger counts, over the whole run, how many chat lines each viewer was owed.
 //
 // The gateway may show a viewer only a sample of a busy room: at most a budget of
-// ordinary lines in any one-second window, while host and moderator lines always pass
-// and take nothing from the budget (docs/protocol.md, "the chat budget"). The ledger
-// plays the same greedy rule over the lines' send times: a line is owed if fewer than
-// budget owed ordinary lines were sent in the second before it. The gateway plays it
-// over its tick times, so the two may pick different lines near the limit, but they
-// owe the same number over any stretch longer than a second or so; a viewer is
-// therefore compared on totals (received vs owed within its window), and lines beyond
+// ordinary lines a second on average, in bursts of at most the budget, while host and
+// moderator lines always pass and take nothing from the budget (docs/protocol.md, "the
+// chat budget"). The ledger plays the same rule (internal/chatbudget) over the lines'
+// send times. The gateway plays it over their stored times, so the two may pick
+// different lines near the limit, but they owe the same number over any stretch longer
+// than a second or so; a viewer is therefore compared on totals (received vs owed within its window), and lines beyond
 // the budget are reported as Sampled, not Lost.
 type chatLedger struct {
 	lines []sentLine // by send time, unique seqs
@@ -30,18 +33,9 @@ func newChatLedger(lines []sentLine, budget int) *chatLedger {
 		}
 	}
 	l := &chatLedger{lines: uniq, owedPrefix: make([]int64, len(uniq)+1)}
-	var taken []int64 // send times of the owed ordinary lines, a sliding window
+	b := chatbudget.New(float64(budget))
 	for i, ln := range uniq {
-		owed := true
-		if !ln.Priority && budget > 0 {
-			for len(taken) > 0 && ln.SentUS-taken[0] >= 1e6 {
-				taken = taken[1:]
-			}
-			owed = len(taken) < budget
-			if owed {
-				taken = append(taken, ln.SentUS)
-			}
-		}
+		owed := ln.Priority || budget <= 0 || b.Take(ln.SentUS)
 		l.owedPrefix[i+1] = l.owedPrefix[i]
 		if owed {
 			l.owedPrefix[i+1]++

@@ -208,11 +208,12 @@ func TestChatLedgerOwesTheBudget(t *testing.T) {
 		a, b      int64
 		owed, all int64
 	}{
-		// The burst owes 20 (not 20 per aligned second), the host line always, the
-		// 5 lines none (still within the burst's second), the last 25 owe 20.
-		{0, 100e6, 20 + 1 + 0 + 20, 61},
+		// The burst owes the budget, 20 (not 20 per aligned second), the host line
+		// always; the 5 lines all (0.5 s refilled 10), the last 25 owe 19 (the 5 left
+		// ~5, 0.7 s refilled 14).
+		{0, 100e6, 20 + 1 + 5 + 19, 61},
 		{0, 11_400_000, 21, 31},
-		{11_400_000, 100e6, 20, 30},
+		{11_400_000, 100e6, 5 + 19, 30},
 		{13e6, 14e6, 0, 0},
 	}
 	for _, c := range cases {
