@@ -133,10 +133,14 @@ type Config struct {
 	// countdown ends (within the first second) and again, up to FlashPresses times,
 	// 0.2–0.5 s apart, until it gets a final answer. Default 2 sales, 500 units,
 	// 3 presses, 5 s (real time).
-	FlashSales   int           `json:"flash_sales"`
-	FlashStock   int           `json:"flash_stock"`
-	FlashPresses int           `json:"flash_presses"`
-	FlashLead    time.Duration `json:"flash_lead"`
+	FlashSales   int `json:"flash_sales"`
+	FlashStock   int `json:"flash_stock"`
+	FlashPresses int `json:"flash_presses"`
+	// FlashMash makes every viewer press all FlashPresses times, final answer or not, as
+	// thumbs do on a screen that lags: the herd of the issue's target (30,000 presses/s
+	// for 2 s is 20,000 viewers pressing 3 times).
+	FlashMash bool          `json:"flash_mash,omitempty"`
+	FlashLead time.Duration `json:"flash_lead"`
 
 	// Flat profile.
 

@@ -58,7 +58,8 @@ func (e *engine) scheduleSales() {
 	}
 }
 
-// pressDue sends the presses that are due, skipping viewers that are done.
+// pressDue sends the presses that are due, skipping viewers that are done (with
+// FlashMash, only those that left).
 func (e *engine) pressDue(now time.Time) {
 	for {
 		it, ok := e.presses.popDue(now)
@@ -66,7 +67,7 @@ func (e *engine) pressDue(now time.Time) {
 			return
 		}
 		v := it.v
-		if v.leaving || v.finished || v.flashFinal(it.item) {
+		if v.leaving || v.finished || (!e.cfg.FlashMash && v.flashFinal(it.item)) {
 			continue
 		}
 		e.enqueueAct(v, pendingCmd{kind: idBuy, item: it.item})

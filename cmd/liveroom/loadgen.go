@@ -69,6 +69,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.IntVar(&c.FlashSales, "flash-sales", d.FlashSales, "seed: flash sales the host pins, spread over plateau and tail (negative: none)")
 	fs.IntVar(&c.FlashStock, "flash-stock", d.FlashStock, "units per flash sale (one per user)")
 	fs.IntVar(&c.FlashPresses, "flash-presses", d.FlashPresses, "most buy presses per viewer per sale, 0.2-0.5 s apart, until a final answer")
+	fs.BoolVar(&c.FlashMash, "flash-mash", false, "every viewer presses all --flash-presses times, final answer or not (each press a new cid)")
 	fs.DurationVar(&c.FlashLead, "flash-lead", d.FlashLead, "countdown from a flash sale's pin to its start (real time); viewers press within the first second")
 	fs.IntVar(&c.FlatFlashSales, "flat-flash-sales", 0, "flat: flash sales spread over --hold")
 
