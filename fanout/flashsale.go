@@ -21,7 +21,11 @@ type FlashConfig struct {
 	// Replicas is the JetStream replication of LR_ORDERS and LR_FLASH. Default 1.
 	Replicas int
 	// MaxLease is the most units one gateway takes from a sale's pool at a time.
-	// Small leases keep stock from sitting on one gateway. Default 16.
+	// Small leases keep stock from sitting on one gateway (and bound what a crashed
+	// gateway's lease holds back for LeaseTTL); large ones need fewer pool writes while
+	// a herd waits. A gateway leases only as many units as presses are waiting. Default
+	// 64: with 16, the 30,000 presses/s herd waited ~32 rounds for the sell-out and 9 %
+	// of the engine's answers took over 200 ms; with 64, 0.1 %.
 	MaxLease int
 	// LeaseTTL is how long a lease may stay out before another gateway may take its
 	// units back (a gateway that died mid-sale). Default 5s.
@@ -52,7 +56,7 @@ func (c FlashConfig) withDefaults() FlashConfig {
 		c.Gateway = "gw-" + newID()
 	}
 	setDef(&c.Replicas, 1)
-	setDef(&c.MaxLease, 16)
+	setDef(&c.MaxLease, 64)
 	setDef(&c.LeaseTTL, 5*time.Second)
 	setDef(&c.SoldOutWait, time.Second)
 	setDef(&c.PressRate, 2)

@@ -57,7 +57,7 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.StringVar(&f.gatewayID, "gateway-id", "", "this gateway's id in viewer reports and cheer batches (one NATS subject token, unique); empty: random")
 	fs.Float64Var(&f.cheerRate, "cheer-rate", 20, "cheer taps per second credited per user and connection")
 	fs.DurationVar(&f.cheerInterval, "cheer-interval", 200*time.Millisecond, "how often a gateway stores each room's cheers (one atomic batch per room)")
-	fs.IntVar(&f.flash.MaxLease, "flash-max-lease", 16, "flash sale: most units one gateway takes from a sale's pool per round")
+	fs.IntVar(&f.flash.MaxLease, "flash-max-lease", 64, "flash sale: most units one gateway takes from a sale's pool per round")
 	fs.DurationVar(&f.flash.LeaseTTL, "flash-lease-ttl", 5*time.Second, "flash sale: how long a lease may stay out before other gateways take its units back (a dead gateway's)")
 	fs.DurationVar(&f.flash.SoldOutWait, "flash-sold-out-wait", time.Second, "flash sale: how long a press may wait for units out on other gateways' leases before it is answered sold_out")
 	fs.Float64Var(&f.flash.PressRate, "flash-press-rate", 2, "flash sale: new presses per second per user and sale (token bucket refill; a retried cid is free)")
