@@ -6,25 +6,24 @@ import (
 )
 
 // The chat budget is kept over the lines' stored times, not over the ticks that flush
-// them: a room at 220 lines/s shows the budget, 20 lines in every second after the first
-// (which also passes the budget's burst), however late the ticks run.
+// them: 10 s of chat at 220 lines/s that reaches the room late, all in one flush, is
+// sampled as it was stored, the burst's budget plus 20 lines a second, not cut to one
+// tick's 20.
 func TestChatBudgetCountsStoredTimes(t *testing.T) {
-	h := &Hub{cfg: Config{ChatBudget: 20}.withDefaults()}
-	var c roomChat
+	r, _ := testRoomCfg(t, "budget", Config{ChatBudget: 20}, 0)
+	r.chat.loaded = true
+	r.chat.log.max = r.hub.cfg.ChatMemory
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	perSecond := make(map[int]int)
+	var events []pendingEvent
 	for i := range 220 * 10 {
-		at := start.Add(time.Duration(i) * time.Second / 220)
-		if c.take(h, at) {
-			perSecond[int(at.Sub(start)/time.Second)]++
-		}
+		seq := uint64(i + 1)
+		e := &chatEntry{seq: seq, prev: seq - 1, at: start.Add(time.Duration(i) * time.Second / 220), data: []byte(`{}`)}
+		events = append(events, pendingEvent{data: e.data, chat: e})
 	}
-	if perSecond[0] < 38 || perSecond[0] > 40 {
-		t.Fatalf("the first second showed %d lines, want the burst and a second's budget, ~40", perSecond[0])
-	}
-	for s := 1; s < 10; s++ {
-		if perSecond[s] < 19 || perSecond[s] > 21 {
-			t.Fatalf("second %d showed %d lines, want the budget, 20 (all: %v)", s, perSecond[s], perSecond)
-		}
+	r.flushMu.Lock()
+	shown, _ := r.chatFlush(events, nil, nil, time.Now())
+	r.flushMu.Unlock()
+	if n := len(shown); n < 218 || n > 221 {
+		t.Fatalf("one flush of 10 s of lines showed %d, want ~220 (20 + 20/s over their stored times)", n)
 	}
 }
