@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/liveroom/liveroom/fanout"
@@ -50,6 +51,10 @@ type Config struct {
 	// WriteTimeout is how long one socket write may take before the viewer is closed
 	// as too slow. Default 10s.
 	WriteTimeout time.Duration
+	// Writers is how many goroutines write the rooms' frames to the sockets (the
+	// writer pool, writerpool.go). Default 2×GOMAXPROCS, at least 4. Negative: no
+	// pool, every connection writes with a goroutine of its own.
+	Writers int
 	// IdleTimeout closes a connection that has sent nothing for this long. Default 90s.
 	IdleTimeout time.Duration
 	// PingInterval is the mean time between WebSocket pings, jittered ±1/6 per
@@ -84,6 +89,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.PolicyErrorLimit, 20)
 	setDefault(&c.QueueBytes, 256<<10)
 	setDefault(&c.WriteTimeout, 10*time.Second)
+	if c.Writers == 0 {
+		c.Writers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
 	setDefault(&c.IdleTimeout, 90*time.Second)
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.PublishTimeout, 5*time.Second)

@@ -14,8 +14,9 @@ import (
 	"github.com/liveroom/liveroom/fanout"
 )
 
-// conn is one client connection: a reader goroutine (serve), and a writer goroutine
-// (writeLoop) that runs only while there is something to write (see queue). The
+// conn is one client connection: a reader goroutine (serve), and a writer (the
+// gateway's writer pool, or a goroutine of its own: writeLoop) that runs only while
+// there is something to write (see queue). The
 // connection ends when both have: teardown, at the end of the reader, waits for the
 // writer that sends the close frame.
 type conn struct {
@@ -79,7 +80,11 @@ func (c *conn) Deliver(f *fanout.Frame) {
 		c.closeWith(CloseTooSlow, "too slow")
 	}
 	if res.start {
-		go c.writeLoop()
+		if c.g.writers != nil && c.out.raw != nil {
+			c.g.writers.schedule(c)
+		} else {
+			go c.writeLoop()
+		}
 	}
 }
 

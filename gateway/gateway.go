@@ -29,6 +29,7 @@ type Gateway struct {
 	statem  *stateMetrics // statemetrics.go
 	log     *slog.Logger
 	stop    chan struct{} // closed by Shutdown: stops the watchdog
+	writers *writerPool   // nil if Config.Writers < 0
 	bg      sync.WaitGroup
 
 	nextAnon atomic.Uint64
@@ -71,6 +72,9 @@ func New(cfg Config, nc *nats.Conn, reg prometheus.Registerer) (*Gateway, error)
 		log:     slog.Default().With("component", "gateway"),
 		stop:    make(chan struct{}),
 		conns:   make(map[*conn]struct{}),
+	}
+	if cfg.Writers > 0 {
+		g.writers = newWriterPool(cfg.Writers, g.metrics.writeHandoffs.Inc)
 	}
 	g.bg.Add(1)
 	go g.watchdog()
@@ -204,6 +208,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	close(g.stop)
 	g.bg.Wait()
+	if g.writers != nil {
+		g.writers.stop()
+	}
 	g.hub.Close()
 	g.flash.Close()
 	return err

@@ -15,6 +15,9 @@ type metrics struct {
 	eventsOut   prometheus.Counter
 	bytesOut    prometheus.Counter
 	deliverLag  prometheus.Histogram
+	// writeHandoffs counts batches the writer pool could not write at once (a socket
+	// full or busy) and handed to the connection's own goroutine.
+	writeHandoffs prometheus.Counter
 
 	dropChatOld    prometheus.Counter
 	dropChatNew    prometheus.Counter
@@ -51,6 +54,9 @@ func newMetrics(reg prometheus.Registerer, nc *nats.Conn) *metrics {
 			Name: "liveroom_connections", Help: "Open WebSocket connections.",
 		}),
 		framesIn: map[string]prometheus.Counter{},
+		writeHandoffs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveroom_write_handoffs_total", Help: "Batches the writer pool could not write at once (the viewer's socket was full or busy), written by a goroutine of the connection's own.",
+		}),
 		framesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "liveroom_frames_out_total", Help: "Frames written to clients.",
 		}),
@@ -87,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, nc *nats.Conn) *metrics {
 	for code := range closeCodes {
 		m.disconnects.WithLabelValues(closeLabel(code))
 	}
-	reg.MustRegister(m.connections, framesIn, m.framesOut, m.eventsOut, m.bytesOut, m.deliverLag,
+	reg.MustRegister(m.connections, framesIn, m.framesOut, m.writeHandoffs, m.eventsOut, m.bytesOut, m.deliverLag,
 		drops, errs, m.disconnects, chat, m.joins, refused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "liveroom_nats_connected", Help: "1 when the gateway's NATS connection is up.",

@@ -138,6 +138,10 @@ const (
 	jobFlush            // write the frames next returned
 	jobPing             // send a ping
 	jobClose            // send the close frame; the writer is the last one
+
+	// jobFinish is never returned by next: a pool worker hands it to the connection's
+	// own goroutine with a batch the socket did not take at once (writerpool.go).
+	jobFinish
 )
 
 // next hands the writer its next job. On jobNone the writer role is released and the

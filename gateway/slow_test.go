@@ -47,6 +47,9 @@ func TestSlowViewerIsDroppedAndDisconnected(t *testing.T) {
 	if drops := g.counter(t, "liveroom_queue_drops_total", "reason", "chat_oldest") + g.counter(t, "liveroom_queue_drops_total", "reason", "chat_new"); drops == 0 {
 		t.Error("no chat drops counted for the slow viewer")
 	}
+	if g.counter(t, "liveroom_write_handoffs_total") == 0 {
+		t.Error("the slow viewer's full socket was never handed off by the writer pool")
+	}
 	t.Logf("slow viewer cut off after %d lines", sent)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,7 +49,7 @@ func (u *upgrader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(nc, readBufSize)
 	}
-	u.out = &socketWriter{conn: nc}
+	u.out = &socketWriter{conn: nc, raw: rawConn(nc)}
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(u.out, frameBufSize)), nil
 }
 
@@ -64,15 +65,21 @@ func (u *upgrader) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 // them with one syscall, then gives the buffer back: an idle connection holds none.
 // Every socket write, whoever makes it, is timed in writing, which the watchdog reads:
 // a write stuck for longer than WriteTimeout gets the connection closed.
+//
+// A pool worker (writerpool.go) batches with tryBegin and tryEnd instead, which never
+// wait: the batch is not written out midway, and tryEnd writes what the socket takes
+// now and keeps the rest for end.
 type socketWriter struct {
 	conn net.Conn
+	raw  syscall.RawConn // nil unless conn is a plain socket: no non-blocking writes
 
 	// writing is the unix nano time the socket write in progress began, 0 between
 	// writes. Set under mu, read by the watchdog.
 	writing atomic.Int64
 
-	mu  sync.Mutex // guards buf; held across socket writes, which it serializes
-	buf *[]byte    // from batchPool; nil outside a batch
+	mu    sync.Mutex // guards buf and whole; held across socket writes, which it serializes
+	buf   *[]byte    // from batchPool; nil outside a batch
+	whole bool       // the batch is written at its end only (tryBegin)
 }
 
 // begin starts a batch.
@@ -82,16 +89,57 @@ func (w *socketWriter) begin() {
 	w.mu.Unlock()
 }
 
+// tryBegin starts a batch that is written out only at its end, unless a write holds
+// the socket (or the socket is not one tryEnd can write): then it reports false.
+func (w *socketWriter) tryBegin() bool {
+	if w.raw == nil || !w.mu.TryLock() {
+		return false
+	}
+	w.buf = batchPool.Get().(*[]byte)
+	w.whole = true
+	w.mu.Unlock()
+	return true
+}
+
 // end writes the batch out and releases its buffer.
 func (w *socketWriter) end() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	err := w.flushLocked()
+	w.releaseLocked()
+	return err
+}
+
+// tryEnd writes the batch out as far as the socket takes it without waiting. Done, the
+// buffer is released; otherwise the rest stays in the batch, for end.
+func (w *socketWriter) tryEnd() (done bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := *w.buf
+	w.writing.Store(time.Now().UnixNano())
+	n, err := tryWrite(w.raw, b)
+	w.writing.Store(0)
+	if err != nil || n == len(b) {
+		w.releaseLocked()
+		return true, err
+	}
+	*w.buf = b[:copy(b, b[n:])]
+	return false, nil
+}
+
+// drop releases the batch unwritten.
+func (w *socketWriter) drop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.releaseLocked()
+}
+
+func (w *socketWriter) releaseLocked() {
 	if cap(*w.buf) <= batchBytes*2 {
+		*w.buf = (*w.buf)[:0]
 		batchPool.Put(w.buf)
 	}
-	w.buf = nil
-	return err
+	w.buf, w.whole = nil, false
 }
 
 func (w *socketWriter) Write(p []byte) (int, error) {
@@ -100,7 +148,7 @@ func (w *socketWriter) Write(p []byte) (int, error) {
 	if w.buf == nil {
 		return w.writeLocked(p)
 	}
-	if len(*w.buf)+len(p) > batchBytes {
+	if !w.whole && len(*w.buf)+len(p) > batchBytes {
 		if err := w.flushLocked(); err != nil {
 			return 0, err
 		}

@@ -30,7 +30,7 @@ type gatewayFlags struct {
 	listen, secret, origins, tlsCert, tlsKey string
 	anonymous, pprof                         bool
 	drain, tick, largeTick                   time.Duration
-	largeViewers                             int
+	largeViewers, writers                    int
 	chatHistory                              int64
 	replicas                                 int
 	apiKey, gatewayID                        string        // room state (issue 3)
@@ -51,6 +51,7 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
 	fs.DurationVar(&f.largeTick, "large-room-tick", 100*time.Millisecond, "the tick of a room with --large-room-viewers viewers on this gateway, where socket writes (viewers × frames/s), not delay, limit the gateway")
 	fs.IntVar(&f.largeViewers, "large-room-viewers", 5000, "local viewers from which a room is large (see --large-room-tick; stock left goes out once a second)")
+	fs.IntVar(&f.writers, "writers", 0, "goroutines writing frames to the sockets (0: 2×GOMAXPROCS, at least 4; -1: a goroutine per connection instead)")
 	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream replicas for the streams (3 on a cluster)")
 	fs.StringVar(&f.apiKey, "api-key", envOr("LIVEROOM_API_KEY", ""), "key of the shop backend's HTTP API, POST/DELETE /api/rooms/{room}/pin (env LIVEROOM_API_KEY); empty turns the API off")
@@ -79,6 +80,7 @@ func (f *gatewayFlags) config() gateway.Config {
 		APIKey:         f.apiKey,
 		CheerRate:      f.cheerRate,
 		Flash:          f.flash,
+		Writers:        f.writers,
 	}
 	if f.origins != "" {
 		cfg.AllowedOrigins = strings.Split(f.origins, ",")
