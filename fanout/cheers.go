@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,16 @@ import (
 // in a new batch. A commit whose answer was lost is resolved the same way. Claims are
 // remembered for CheerDedupeWindow (the stream's duplicate window; older claims are
 // purged).
+//
+// Atomic batches in flight are limited by nats-server (jetstream.limits.batch:
+// max_inflight_per_stream, 50 by default, the batches of every gateway together, and
+// max_inflight_total, 1000 per server); beyond them it refuses a batch's first message
+// (JSAtomicPublishTooManyInflight, 10210) and the commit then fails as incomplete.
+// So a gateway has at most CheerBatchesInFlight batches in flight, whatever the number
+// of rooms (a batch waits for a slot), and a refused batch, of which nothing is stored,
+// is sent again after a short backoff: gateways that together go over the server's
+// limit still converge. The first message carries a reply subject so that the refusal
+// is told apart from other failures, which go through the claims look-up above.
 //
 // The room's total is the counter's value: it comes back on the commit's ack and,
 // through RePublish (lr.ev.<room>.cheer), to every gateway with viewers in the room,
@@ -83,18 +94,30 @@ type cheerer struct {
 	wg       sync.WaitGroup
 	batch    atomic.Uint64 // batch number, unique per gateway
 	flushing chan struct{} // a token per flush in flight, at most maxCheerFlushes
+	slots    chan struct{} // a token per atomic batch in flight, at most CheerBatchesInFlight
+	inbox    string        // the server answers a batch on <inbox>.<batch id>
+	sub      *nats.Subscription
 
 	mu      sync.Mutex                      // guards pending and closed
 	pending map[string]map[string]*cheerReq // room → claim → command
 	closed  bool
+
+	repliesMu sync.Mutex                // guards replies
+	replies   map[string]chan *nats.Msg // batch id → its answers, while it is in flight
 }
 
-func newCheerer(h *Hub) *cheerer {
+func newCheerer(h *Hub) (*cheerer, error) {
 	c := &cheerer{h: h, stop: make(chan struct{}), flushing: make(chan struct{}, maxCheerFlushes),
-		pending: make(map[string]map[string]*cheerReq)}
+		slots: make(chan struct{}, h.cfg.State.CheerBatchesInFlight), inbox: h.nc.NewInbox(),
+		pending: make(map[string]map[string]*cheerReq), replies: make(map[string]chan *nats.Msg)}
+	sub, err := h.nc.Subscribe(c.inbox+".*", c.onReply)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: cheer batch replies: %w", err)
+	}
+	c.sub = sub
 	c.wg.Add(1)
 	go c.loop()
-	return c
+	return c, nil
 }
 
 func claimOf(user, cid string) string {
@@ -176,8 +199,20 @@ func (c *cheerer) await(ctx context.Context, room string, q *cheerReq) (CheerAck
 }
 
 // ErrCheerNotStored is returned by Cheer when its context ended before the command
-// was handed to a batch: none of its taps are stored.
+// was handed to a batch, or when its batch found no slot (nor the server's acceptance)
+// within the batch's time bound: none of its taps are stored by this call.
 var ErrCheerNotStored = errors.New("fanout: cheer not stored")
+
+// errNotSent: a batch's time bound ended while it waited for a slot, or after the
+// server refused it: nothing of it is stored.
+var errNotSent = errors.New("fanout: cheer batch not sent in time")
+
+// errBatchRefused: nats-server refused to open the batch, too many atomic batches in
+// flight on the stream or the server. Nothing of it is stored.
+var errBatchRefused = errors.New("fanout: cheer batch refused: too many atomic batches in flight")
+
+// jsTooManyBatches is JSAtomicPublishTooManyInflight (nats-server errors.json).
+const jsTooManyBatches = 10210
 
 func (c *cheerer) loop() {
 	defer c.wg.Done()
@@ -237,7 +272,8 @@ func (c *cheerer) tick() bool {
 	return true
 }
 
-// flush publishes every room's pending commands, the rooms concurrently.
+// flush publishes every room's pending commands, the rooms concurrently (their batches
+// take turns in the gateway's CheerBatchesInFlight slots).
 func (c *cheerer) flush() {
 	c.mu.Lock()
 	rooms := c.pending
@@ -310,6 +346,18 @@ func (c *cheerer) publishRoom(room string, qs []*cheerReq) {
 				}
 				continue
 			}
+			if errors.Is(err, errNotSent) {
+				// Not stored by this round; in a later one, an earlier round's batch
+				// whose answer was lost might still be.
+				if round == 0 {
+					err = fmt.Errorf("%w: %w", ErrCheerNotStored, err)
+				}
+				for _, q := range chunk {
+					q.resolve(CheerAck{}, err)
+				}
+				m.cheerBatchFailed.Inc()
+				continue
+			}
 			// Duplicate, lost answer, or another failure: ask what is stored.
 			m.cheerBatchRetried.Inc()
 			rest, lerr := c.resolveStored(ctx, room, chunk)
@@ -337,38 +385,25 @@ type pubAckResponse struct {
 }
 
 // publishBatch writes the claims of qs and the room increment as one atomic batch and
-// returns the room's total after it.
+// returns the room's total after it. A batch the server refuses for its in-flight
+// limits is sent again after a backoff; errNotSent if ctx ends first.
 func (c *cheerer) publishBatch(ctx context.Context, room string, qs []*cheerReq) (int64, error) {
-	nc := c.h.nc
-	id := nuid.Next()
-	var total int64
-	for i, q := range qs {
-		msg := nats.NewMsg(claimSubject(room, q.claim))
-		msg.Header.Set("Nats-Incr", strconv.FormatInt(q.n, 10))
-		msg.Header.Set(jetstream.MsgIDHeader, "c/"+room+"/"+q.claim)
-		msg.Header.Set("Nats-Batch-Id", id)
-		msg.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		if err := nc.PublishMsg(msg); err != nil {
+	for try := 0; ; try++ {
+		err := c.sendBatch(ctx, room, qs)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errBatchRefused) {
 			return 0, err
 		}
-		total += q.n
-	}
-	commit := nats.NewMsg(cheerSubject(room))
-	commit.Header.Set("Nats-Incr", strconv.FormatInt(total, 10))
-	commit.Header.Set(jetstream.MsgIDHeader, c.h.cfg.State.GatewayID+"/"+room+"/"+strconv.FormatUint(c.batch.Add(1), 10))
-	commit.Header.Set("Nats-Batch-Id", id)
-	commit.Header.Set("Nats-Batch-Sequence", strconv.Itoa(len(qs)+1))
-	commit.Header.Set("Nats-Batch-Commit", "1")
-	resp, err := nc.RequestMsgWithContext(ctx, commit)
-	if err != nil {
-		return 0, fmt.Errorf("fanout: cheer batch: %w", err)
-	}
-	var ack pubAckResponse
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return 0, fmt.Errorf("fanout: cheer batch: bad ack %q", resp.Data)
-	}
-	if ack.Error != nil {
-		return 0, fmt.Errorf("fanout: cheer batch: %s (%d)", ack.Error.Description, ack.Error.ErrCode)
+		c.h.statem.cheerBatchLimited["server"].Inc()
+		t := time.NewTimer(refusedBackoff(try))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("%w: refused by the server: %w", errNotSent, ctx.Err())
+		}
 	}
 	// A batch commit's ack does not carry the counter's value: read it. The batch is
 	// stored, so a failed read is not a failed batch: Total is then 0 ("unknown").
@@ -378,6 +413,110 @@ func (c *cheerer) publishBatch(ctx context.Context, room string, qs []*cheerReq)
 	}
 	c.h.noteCheerTotal(room, v)
 	return v, nil
+}
+
+// refusedBackoff is how long a refused batch waits before it is sent again: 10ms, 20ms,
+// ... up to 320ms, jittered so that gateways refused together do not come back together.
+func refusedBackoff(try int) time.Duration {
+	d := 10 * time.Millisecond << min(try, 5)
+	return d/2 + rand.N(d/2)
+}
+
+// sendBatch sends qs as one atomic batch, in one of the gateway's slots, and waits
+// for the server's answer: nil once it is stored, errBatchRefused if the server
+// refused to open it, errNotSent if ctx ended before a slot was free.
+func (c *cheerer) sendBatch(ctx context.Context, room string, qs []*cheerReq) error {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.h.statem.cheerBatchLimited["gateway"].Inc()
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no batch slot free: %w", errNotSent, ctx.Err())
+		}
+	}
+	defer func() { <-c.slots }()
+
+	id := nuid.Next()
+	answers := make(chan *nats.Msg, 2) // the first message's and the commit's
+	c.repliesMu.Lock()
+	c.replies[id] = answers
+	c.repliesMu.Unlock()
+	defer func() {
+		c.repliesMu.Lock()
+		delete(c.replies, id)
+		c.repliesMu.Unlock()
+	}()
+	reply := c.inbox + "." + id
+
+	nc := c.h.nc
+	var total int64
+	for i, q := range qs {
+		msg := nats.NewMsg(claimSubject(room, q.claim))
+		if i == 0 {
+			msg.Reply = reply // answered empty once the batch is open, else with the refusal
+		}
+		msg.Header.Set("Nats-Incr", strconv.FormatInt(q.n, 10))
+		msg.Header.Set(jetstream.MsgIDHeader, "c/"+room+"/"+q.claim)
+		msg.Header.Set("Nats-Batch-Id", id)
+		msg.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if err := nc.PublishMsg(msg); err != nil {
+			return fmt.Errorf("fanout: cheer batch: %w", err)
+		}
+		total += q.n
+	}
+	commit := nats.NewMsg(cheerSubject(room))
+	commit.Reply = reply
+	commit.Header.Set("Nats-Incr", strconv.FormatInt(total, 10))
+	commit.Header.Set(jetstream.MsgIDHeader, c.h.cfg.State.GatewayID+"/"+room+"/"+strconv.FormatUint(c.batch.Add(1), 10))
+	commit.Header.Set("Nats-Batch-Id", id)
+	commit.Header.Set("Nats-Batch-Sequence", strconv.Itoa(len(qs)+1))
+	commit.Header.Set("Nats-Batch-Commit", "1")
+	if err := nc.PublishMsg(commit); err != nil {
+		return fmt.Errorf("fanout: cheer batch: %w", err)
+	}
+	// The answers come in order: the first message's, then the commit's. An error in
+	// either means nothing of the batch is stored; only the commit is acked with a body.
+	for {
+		var resp *nats.Msg
+		select {
+		case resp = <-answers:
+		case <-ctx.Done():
+			return fmt.Errorf("fanout: cheer batch: %w", ctx.Err())
+		}
+		if status := resp.Header.Get("Status"); status != "" {
+			return fmt.Errorf("fanout: cheer batch: status %s %s", status, resp.Header.Get("Description"))
+		}
+		if len(resp.Data) == 0 {
+			continue // the batch is open
+		}
+		var ack pubAckResponse
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return fmt.Errorf("fanout: cheer batch: bad ack %q", resp.Data)
+		}
+		if ack.Error != nil {
+			if ack.Error.ErrCode == jsTooManyBatches {
+				return errBatchRefused
+			}
+			return fmt.Errorf("fanout: cheer batch: %s (%d)", ack.Error.Description, ack.Error.ErrCode)
+		}
+		return nil
+	}
+}
+
+// onReply hands the server's answer to a batch in flight to its sender.
+func (c *cheerer) onReply(m *nats.Msg) {
+	id := m.Subject[len(c.inbox)+1:]
+	c.repliesMu.Lock()
+	answers := c.replies[id]
+	c.repliesMu.Unlock()
+	if answers != nil {
+		select {
+		case answers <- m:
+		default: // not a batch's answer: at most two come
+		}
+	}
 }
 
 // resolveStored answers the commands whose claims are stored as duplicates and returns
@@ -476,4 +615,5 @@ func (c *cheerer) purgeClaims(marks []seqMark) []seqMark {
 func (c *cheerer) close() {
 	close(c.stop)
 	c.wg.Wait()
+	_ = c.sub.Unsubscribe()
 }

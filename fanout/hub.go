@@ -140,7 +140,10 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, reg prometheus.Register
 		h.shards[i].rooms = make(map[string]*room)
 	}
 	h.statem = newStateMetrics(reg)
-	h.cheers = newCheerer(h)
+	if h.cheers, err = newCheerer(h); err != nil {
+		h.mod.close()
+		return nil, err
+	}
 	h.viewers = newViewerLoop(h)
 	return h, nil
 }

@@ -67,6 +67,15 @@ type StateConfig struct {
 	// CheerInterval is how often a gateway publishes each room's cheer increment.
 	// Default 200ms.
 	CheerInterval time.Duration
+	// CheerBatchesInFlight bounds the cheer atomic batches this gateway has in flight
+	// at once, across all its rooms (a room's commands of one CheerInterval are one
+	// batch, more above 900 commands); a batch waits for a free slot. nats-server
+	// refuses atomic batches beyond jetstream.limits.batch.max_inflight_per_stream
+	// (default 50, the batches of every gateway on LR_CHEERS together) and
+	// max_inflight_total (1000 per server): keep gateways × CheerBatchesInFlight under
+	// them. Going over costs time, not cheers: a refused batch is sent again after a
+	// short backoff. Default 16.
+	CheerBatchesInFlight int
 	// CheerDedupeWindow is how long a cheer command's (user, cid) is remembered: a
 	// resend within it is never counted again. Default 10 minutes.
 	CheerDedupeWindow time.Duration
@@ -88,6 +97,7 @@ type StateConfig struct {
 func (c StateConfig) withDefaults() StateConfig {
 	c.GatewayID = cmp.Or(c.GatewayID, nuid.Next())
 	c.CheerInterval = cmp.Or(max(c.CheerInterval, 0), 200*time.Millisecond)
+	c.CheerBatchesInFlight = cmp.Or(max(c.CheerBatchesInFlight, 0), 16)
 	c.CheerDedupeWindow = cmp.Or(max(c.CheerDedupeWindow, 0), 10*time.Minute)
 	c.CheerStateInterval = cmp.Or(max(c.CheerStateInterval, 0), 250*time.Millisecond)
 	c.ViewerReport = cmp.Or(max(c.ViewerReport, 0), time.Second)

@@ -27,6 +27,9 @@ type Config struct {
 	ServerName string
 	// Logs turns on the server's own logging to stderr.
 	Logs bool
+	// JetStreamLimits are the server's JetStream limits (atomic batches in flight,
+	// ...); zero fields keep the server's defaults.
+	JetStreamLimits server.JSLimitOpts
 }
 
 // Start runs a NATS server with JetStream and waits until it takes connections.
@@ -59,7 +62,8 @@ func Start(cfg Config) (*server.Server, error) {
 		NoLog:      !cfg.Logs,
 		// A room's fan-out is one subscription per gateway; a gateway is one client
 		// that may be sent a lot. Give slow consumers room before NATS cuts them.
-		MaxPending: 256 << 20,
+		MaxPending:      256 << 20,
+		JetStreamLimits: cfg.JetStreamLimits,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
