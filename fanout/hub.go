@@ -31,8 +31,9 @@ type Config struct {
 	// effective before the joining viewer is answered. Default 2s.
 	SubscribeTimeout time.Duration
 
-	// LargeRoomTick replaces Tick for a room with at least LargeRoomViewers viewers on
-	// this gateway: fewer, fuller frames. Default 100ms.
+	// LargeRoomTick is the least time between two frames of a room with at least
+	// LargeRoomViewers viewers on this gateway: in a burst, fewer and fuller frames;
+	// an event after a quiet spell still goes out after Tick. Default 100ms.
 	LargeRoomTick time.Duration
 	// LargeRoomViewers is where a room counts as large. Default 5000.
 	LargeRoomViewers int

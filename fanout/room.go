@@ -41,6 +41,7 @@ type room struct {
 	pendState  []stateEvent // state changes for the next frame, one per key
 	spareState []stateEvent
 	firstAt    time.Time
+	lastFrame  time.Time // when the last flush with something to send began
 	scheduled  bool
 	closed     bool
 
@@ -180,7 +181,7 @@ func (r *room) noteFirstLocked() {
 func (r *room) armLocked() {
 	if !r.scheduled {
 		r.scheduled = true
-		r.timer.Reset(r.tick())
+		r.timer.Reset(r.delay())
 	}
 }
 
@@ -194,6 +195,9 @@ func (r *room) flush() {
 	r.pending, r.spare = r.spare[:0], nil
 	r.pendState, r.spareState = r.spareState[:0], nil
 	r.scheduled = false
+	if len(events) > 0 || len(states) > 0 {
+		r.lastFrame = time.Now()
+	}
 	r.pendMu.Unlock()
 	if len(events) == 0 && len(states) == 0 {
 		return
@@ -282,12 +286,21 @@ func (r *room) encodeWith(events []pendingEvent, states []stateEvent) []byte {
 	return append(b, ']', '}')
 }
 
-// tick is how long the room collects events before a frame: Tick, or LargeRoomTick
-// once the room has LargeRoomViewers local viewers, where the number of socket writes
-// (viewers × frames per second), not the delay, is what limits the gateway.
-func (r *room) tick() time.Duration {
-	if int(r.nsinks.Load()) >= r.hub.cfg.LargeRoomViewers {
-		return r.hub.cfg.LargeRoomTick
+// delay is how long the room collects events before its next frame, counted from the
+// first of them: Tick. A room with LargeRoomViewers local viewers, where the number of
+// socket writes (viewers × frames per second), not the delay, is what limits the
+// gateway, sends its frames at least LargeRoomTick apart instead: in a burst each
+// frame holds LargeRoomTick's events, while an event after a quiet spell still waits
+// only Tick. pendMu held.
+func (r *room) delay() time.Duration {
+	d := r.hub.cfg.Tick
+	if r.large() {
+		d = max(d, r.hub.cfg.LargeRoomTick-time.Since(r.lastFrame))
 	}
-	return r.hub.cfg.Tick
+	return d
+}
+
+// large reports whether the room has LargeRoomViewers local viewers.
+func (r *room) large() bool {
+	return int(r.nsinks.Load()) >= r.hub.cfg.LargeRoomViewers
 }

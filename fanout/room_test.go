@@ -92,19 +92,39 @@ func TestValidRoom(t *testing.T) {
 	}
 }
 
+// A small room waits Tick for its frame. A large one sends its frames at least
+// LargeRoomTick apart, but an event after a quiet spell waits only Tick.
 func TestLargeRoomTick(t *testing.T) {
-	r, sinks := testRoom(t, 2)
+	r, sinks := testRoomCfg(t, "large", Config{Tick: time.Minute, LargeRoomTick: time.Hour}, 2) // timers that do not fire during the test
 	r.hub.cfg.LargeRoomViewers = 3
-	if got := r.tick(); got != r.hub.cfg.Tick {
-		t.Fatalf("2 viewers: tick %v, want %v", got, r.hub.cfg.Tick)
+	delay := func() time.Duration {
+		r.pendMu.Lock()
+		defer r.pendMu.Unlock()
+		return r.delay()
+	}
+	if got := delay(); got != r.hub.cfg.Tick {
+		t.Fatalf("2 viewers: delay %v, want %v", got, r.hub.cfg.Tick)
 	}
 	extra := &countingSink{}
 	r.addSink(extra)
-	if got := r.tick(); got != r.hub.cfg.LargeRoomTick || got == r.hub.cfg.Tick {
-		t.Fatalf("3 viewers: tick %v, want the large-room tick %v", got, r.hub.cfg.LargeRoomTick)
+	if got := delay(); got != r.hub.cfg.Tick {
+		t.Fatalf("3 viewers, no frame sent yet: delay %v, want %v", got, r.hub.cfg.Tick)
+	}
+
+	r.add([]byte(`{"type":"x"}`))
+	r.flush()
+	if extra.frames != 1 {
+		t.Fatalf("%d frames, want 1", extra.frames)
+	}
+	if got := delay(); got <= r.hub.cfg.Tick || got > r.hub.cfg.LargeRoomTick {
+		t.Fatalf("3 viewers, just after a frame: delay %v, want the rest of the large-room tick %v", got, r.hub.cfg.LargeRoomTick)
+	}
+	r.flush() // nothing to send: the last frame's time stays
+	if got := delay(); got <= r.hub.cfg.Tick {
+		t.Fatalf("after an empty flush: delay %v, want the rest of the large-room tick", got)
 	}
 	r.removeSink(sinks[0])
-	if got := r.tick(); got != r.hub.cfg.Tick {
-		t.Fatalf("back to 2 viewers: tick %v, want %v", got, r.hub.cfg.Tick)
+	if got := delay(); got != r.hub.cfg.Tick {
+		t.Fatalf("back to 2 viewers: delay %v, want %v", got, r.hub.cfg.Tick)
 	}
 }

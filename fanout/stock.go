@@ -30,7 +30,7 @@ const (
 
 // stockEvery is the room's current stockInterval.
 func (r *room) stockEvery() time.Duration {
-	if int(r.nsinks.Load()) >= r.hub.cfg.LargeRoomViewers {
+	if r.large() {
 		return largeRoomStockInterval
 	}
 	return stockInterval

@@ -49,7 +49,7 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on shutdown, spread viewers' reconnects over this long")
 	fs.DurationVar(&f.tick, "tick", 50*time.Millisecond, "how long a room collects events into one frame")
-	fs.DurationVar(&f.largeTick, "large-room-tick", 100*time.Millisecond, "the tick of a room with --large-room-viewers viewers on this gateway, where socket writes (viewers × frames/s), not delay, limit the gateway")
+	fs.DurationVar(&f.largeTick, "large-room-tick", 100*time.Millisecond, "the least time between two frames of a room with --large-room-viewers viewers on this gateway, where socket writes (viewers × frames/s), not delay, limit the gateway (an event after a quiet spell still waits only --tick)")
 	fs.IntVar(&f.largeViewers, "large-room-viewers", 5000, "local viewers from which a room is large (see --large-room-tick; stock left goes out once a second)")
 	fs.IntVar(&f.writers, "writers", 0, "goroutines writing frames to the sockets (0: 2×GOMAXPROCS, at least 4; -1: a goroutine per connection instead)")
 	fs.Int64Var(&f.chatHistory, "chat-history", 1000, "chat lines kept per room in JetStream")
