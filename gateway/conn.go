@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +29,7 @@ type conn struct {
 	cancel     context.CancelFunc
 	q          *queue
 	closing    chan struct{} // closed once the connection is to end
+	queued     atomic.Bool   // waiting in the writer pool's FIFO, which holds its writer role
 	writerDone chan struct{} // closed by the writer that sent the close frame
 
 	// set in serve, before the reader runs
@@ -79,12 +81,20 @@ func (c *conn) Deliver(f *fanout.Frame) {
 	if res.overflow {
 		c.closeWith(CloseTooSlow, "too slow")
 	}
-	if res.start {
-		if c.g.writers != nil && c.out.raw != nil {
+	switch {
+	case !res.start && (f.Class != fanout.ClassReply || !c.claimQueued()):
+		// A writer has the frame: a running one, or the pool's FIFO.
+	case c.g.writers == nil || c.out.raw == nil:
+		go c.writeLoop()
+	case f.Class == fanout.ClassReply:
+		// A reply (to a press, a chat, a join) is written at once by the goroutine
+		// that answers, without blocking (writerpool.go), instead of waiting behind a
+		// tick's fan-out in the pool's FIFO, even when the connection is waiting there.
+		if c.writeSome() {
 			c.g.writers.schedule(c)
-		} else {
-			go c.writeLoop()
 		}
+	default:
+		c.g.writers.schedule(c)
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/liveroom/liveroom/fanout"
@@ -54,6 +55,7 @@ func newWriterPool(workers int, handoffs func()) *writerPool {
 // schedule queues c, whose writer role the caller has claimed (a push that said
 // start).
 func (p *writerPool) schedule(c *conn) {
+	c.queued.Store(true)
 	p.mu.Lock()
 	p.ready = append(p.ready, c)
 	if p.idle > 0 {
@@ -81,11 +83,17 @@ func (p *writerPool) work() {
 			return
 		}
 		for i, c := range batch {
-			if c.writeSome() {
+			// A reply may have taken c out of the FIFO meanwhile (claimQueued).
+			if c.queued.CompareAndSwap(true, false) && c.writeSome() {
 				p.schedule(c)
 			}
 			batch[i] = nil
 		}
+		// Let the rest of the gateway run between takes: through a tick's fan-out
+		// the workers would otherwise hold the Ps until preempted (10 ms), and the
+		// goroutines woken meanwhile (the NATS reader with JetStream's acks, viewers'
+		// readers with presses and joins) wait for them.
+		runtime.Gosched()
 	}
 }
 
@@ -113,6 +121,13 @@ func (p *writerPool) take(buf []*conn) []*conn {
 		p.head = 0
 	}
 	return buf
+}
+
+// claimQueued takes c's writer role from the pool's FIFO, where c waits to be
+// written, for the caller to write now; false if c is not waiting there (not queued,
+// or a worker has it).
+func (c *conn) claimQueued() bool {
+	return c.queued.CompareAndSwap(true, false)
 }
 
 // writeSome does c's writer jobs on a pool worker until its queue is empty, or hands

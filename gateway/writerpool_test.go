@@ -73,8 +73,8 @@ func readText(t *testing.T, ws *websocket.Conn) string {
 	return string(b)
 }
 
-// The rooms' frames are written by the pool, not by a goroutine per connection; a
-// viewer whose socket is full has its batch handed to a goroutine of its own, and the
+// The rooms' frames are written by the pool, not by a goroutine per connection, and
+// replies by the goroutine that answers; a viewer whose socket is full has its batch handed to a goroutine of its own, and the
 // pool goes on writing the others.
 func TestWriterPoolWritesAndHandsOffFullSockets(t *testing.T) {
 	g := pipeGateway()
@@ -97,12 +97,20 @@ func TestWriterPoolWritesAndHandsOffFullSockets(t *testing.T) {
 	if n := goroutinesIn(writerFn); n != 0 {
 		t.Fatalf("%d connection writer goroutines, want 0", n)
 	}
-	g.writers.wg.Add(1)
-	go g.writers.work()
-	for _, want := range []string{"first", "second"} {
+	// A reply does not wait there: the goroutine that answers takes the connection
+	// out of the FIFO and writes everything queued, in order, itself.
+	other.Deliver(&fanout.Frame{Data: []byte("reply"), Class: fanout.ClassReply})
+	for _, want := range []string{"first", "second", "reply"} {
 		if got := readText(t, otherClient); got != want {
 			t.Fatalf("read %q, want %q", got, want)
 		}
+	}
+	// The FIFO's stale entry is skipped once a worker runs: nothing is written twice.
+	g.writers.wg.Add(1)
+	go g.writers.work()
+	other.Deliver(&fanout.Frame{Data: []byte("third"), Class: fanout.ClassStream})
+	if got := readText(t, otherClient); got != "third" {
+		t.Fatalf("read %q, want %q", got, "third")
 	}
 	select {
 	case <-handedOff:
