@@ -83,8 +83,8 @@ func (p *writerPool) work() {
 			return
 		}
 		for i, c := range batch {
-			// A reply may have taken c out of the FIFO meanwhile (claimQueued).
-			if c.queued.CompareAndSwap(true, false) && c.writeSome() {
+			// A reply may have taken c out of the FIFO meanwhile: skip the entry.
+			if c.claimQueued() && c.writeSome() {
 				p.schedule(c)
 			}
 			batch[i] = nil
@@ -124,14 +124,15 @@ func (p *writerPool) take(buf []*conn) []*conn {
 }
 
 // claimQueued takes c's writer role from the pool's FIFO, where c waits to be
-// written, for the caller to write now; false if c is not waiting there (not queued,
-// or a worker has it).
+// written, for the caller (a worker, or a goroutine with a reply) to write now; false
+// if c is not waiting there (not queued, or someone else took it).
 func (c *conn) claimQueued() bool {
 	return c.queued.CompareAndSwap(true, false)
 }
 
-// writeSome does c's writer jobs on a pool worker until its queue is empty, or hands
-// the role to a goroutine of c's own for a job that could block. It reports whether
+// writeSome does c's writer jobs without blocking, on a pool worker or on the
+// goroutine that answers with a reply, until its queue is empty, or hands the role to
+// a goroutine of c's own for a job that could block. It reports whether
 // c still has work and must go to the back of the FIFO.
 func (c *conn) writeSome() bool {
 	for range maxRounds {
