@@ -61,19 +61,9 @@ func pipeConn(t *testing.T, g *Gateway, onPing func()) (*conn, *websocket.Conn) 
 			close(accepted)
 			return
 		}
-		up := &upgrader{ResponseWriter: &pipeResponse{conn: server, br: br, header: http.Header{}}}
-		ws, err := websocket.Accept(up, req, nil)
-		if err != nil {
-			t.Error(err)
-			close(accepted)
-			return
+		if c := acceptConn(t, g, &pipeResponse{conn: server, br: br, header: http.Header{}}, req, accepted); c != nil {
+			c.serve()
 		}
-		c := newConn(g, ws, up.out)
-		if !g.track(c) {
-			t.Error("gateway not tracking")
-		}
-		accepted <- c
-		c.serve()
 	}()
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil },
@@ -91,6 +81,25 @@ func pipeConn(t *testing.T, g *Gateway, onPing func()) (*conn, *websocket.Conn) 
 		t.FailNow()
 	}
 	return c, ws
+}
+
+// acceptConn upgrades req as serveWS does (with the small socket buffers of
+// upgrader), hands the connection to accepted and returns it; on failure it closes
+// accepted and returns nil.
+func acceptConn(t *testing.T, g *Gateway, w http.ResponseWriter, req *http.Request, accepted chan<- *conn) *conn {
+	up := &upgrader{ResponseWriter: w}
+	ws, err := websocket.Accept(up, req, nil)
+	if err != nil {
+		t.Error(err)
+		close(accepted)
+		return nil
+	}
+	c := newConn(g, ws, up.out)
+	if !g.track(c) {
+		t.Error("gateway not tracking")
+	}
+	accepted <- c
+	return c
 }
 
 // pipeGateway is the part of a Gateway a connection uses when it joins no room.

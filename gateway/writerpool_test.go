@@ -21,19 +21,9 @@ func tcpConn(t *testing.T, g *Gateway, hc *http.Client) (*conn, *websocket.Conn)
 	t.Helper()
 	accepted := make(chan *conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := &upgrader{ResponseWriter: w}
-		ws, err := websocket.Accept(up, r, nil)
-		if err != nil {
-			t.Error(err)
-			close(accepted)
-			return
+		if c := acceptConn(t, g, w, r, accepted); c != nil {
+			go c.serve()
 		}
-		c := newConn(g, ws, up.out)
-		if !g.track(c) {
-			t.Error("gateway not tracking")
-		}
-		accepted <- c
-		go c.serve()
 	}))
 	t.Cleanup(srv.Close)
 	ws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{HTTPClient: hc})
