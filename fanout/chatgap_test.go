@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -19,9 +20,15 @@ type chanSink chan *Frame
 
 func (s chanSink) Deliver(f *Frame) { s <- f }
 
+// testHub is a hub (a gateway) with cfg on a NATS server of its own.
 func testHub(t *testing.T, cfg Config) *Hub {
 	t.Helper()
-	ns := embednats.Test(t)
+	return hubOn(t, embednats.Test(t), cfg)
+}
+
+// hubOn returns a hub of its own (a gateway) on the NATS server ns.
+func hubOn(t *testing.T, ns *server.Server, cfg Config) *Hub {
+	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

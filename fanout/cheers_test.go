@@ -23,18 +23,7 @@ func TestCheerWithdrawnWhenCallerGivesUp(t *testing.T) {
 	}
 
 	// A command that waits is stored by the next flush, and the withdrawn one is not.
-	type result struct {
-		ack CheerAck
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		ack, err := h.Cheer(context.Background(), room, "u2", "c1", 7, false)
-		done <- result{ack, err}
-	}()
-	for !h.cheers.hasPending(room) {
-		runtime.Gosched()
-	}
+	done := startCheer(h, room, "u2", "c1", 7, false)
 	h.cheers.flush()
 	res := <-done
 	if res.err != nil || res.ack.Credited != 7 || res.ack.Total != 7 {
@@ -47,24 +36,40 @@ func TestCheerWithdrawnWhenCallerGivesUp(t *testing.T) {
 	}
 
 	// Resending the withdrawn command (same user and cid) counts it, once.
-	go func() {
-		ack, err := h.Cheer(context.Background(), room, "u1", "c1", 5, true)
-		done <- result{ack, err}
-	}()
-	for !h.cheers.hasPending(room) {
-		runtime.Gosched()
-	}
+	done = startCheer(h, room, "u1", "c1", 5, true)
 	h.cheers.flush()
 	if res := <-done; res.err != nil || res.ack.Credited != 5 || res.ack.Duplicate || res.ack.Total != 12 {
 		t.Fatalf("resend: %+v, %v; want 5 credited, total 12", res.ack, res.err)
 	}
 }
 
-// hasPending reports whether room has commands waiting for the next flush.
-func (c *cheerer) hasPending(room string) bool {
+// pendingIn is how many commands of room wait for the next flush.
+func (c *cheerer) pendingIn(room string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending[room]) > 0
+	return len(c.pending[room])
+}
+
+// cheerResult is the outcome of a command sent with startCheer.
+type cheerResult struct {
+	ack CheerAck
+	err error
+}
+
+// startCheer sends a cheer command from a goroutine of its own and returns, once the
+// command waits for a flush, the channel its outcome comes on. For tests that flush
+// themselves (CheerInterval of an hour).
+func startCheer(h *Hub, room, user, cid string, n int64, resend bool) <-chan cheerResult {
+	before := h.cheers.pendingIn(room)
+	done := make(chan cheerResult, 1)
+	go func() {
+		ack, err := h.Cheer(context.Background(), room, user, cid, n, resend)
+		done <- cheerResult{ack, err}
+	}()
+	for h.cheers.pendingIn(room) == before {
+		runtime.Gosched()
+	}
+	return done
 }
 
 // An interval's commands do not wait for the flushes still in flight (they used to
@@ -74,21 +79,7 @@ func TestCheerFlushDoesNotWaitForTheOneInFlight(t *testing.T) {
 	h := testHub(t, Config{State: StateConfig{CheerInterval: time.Hour}}) // the test ticks
 	const room = "cheer-inflight"
 	c := h.cheers
-	type result struct {
-		ack CheerAck
-		err error
-	}
-	cheer := func(cid string, n int64) chan result {
-		done := make(chan result, 1)
-		go func() {
-			ack, err := h.Cheer(context.Background(), room, "u", cid, n, false)
-			done <- result{ack, err}
-		}()
-		for !c.hasPending(room) {
-			runtime.Gosched()
-		}
-		return done
-	}
+	cheer := func(cid string, n int64) <-chan cheerResult { return startCheer(h, room, "u", cid, n, false) }
 	// Flushes that stand for batches JetStream has not answered yet.
 	for range maxCheerFlushes - 1 {
 		c.flushing <- struct{}{}
@@ -109,7 +100,7 @@ func TestCheerFlushDoesNotWaitForTheOneInFlight(t *testing.T) {
 	if got := chatCounter(h.statem.cheerFlushBusy); got != 1 {
 		t.Fatalf("liveroom_cheer_flushes_busy_total = %v, want 1", got)
 	}
-	if !c.hasPending(room) {
+	if c.pendingIn(room) == 0 {
 		t.Fatal("the busy tick dropped the pending command")
 	}
 	<-c.flushing // one of them is answered
@@ -129,40 +120,15 @@ func TestCheerResendDoesNotFailOthersBatch(t *testing.T) {
 	h := testHub(t, Config{State: StateConfig{CheerInterval: time.Hour}}) // the test flushes
 	const room = "cheer-resend"
 	c := h.cheers
-	type result struct {
-		ack CheerAck
-		err error
-	}
-	cheer := func(user, cid string, n int64, resend bool) chan result {
-		done := make(chan result, 1)
-		go func() {
-			ack, err := h.Cheer(context.Background(), room, user, cid, n, resend)
-			done <- result{ack, err}
-		}()
-		return done
-	}
-	waitPending := func(n int) {
-		for {
-			c.mu.Lock()
-			got := len(c.pending[room])
-			c.mu.Unlock()
-			if got == n {
-				return
-			}
-			runtime.Gosched()
-		}
-	}
-	first := cheer("u1", "c1", 5, false)
-	waitPending(1)
+	first := startCheer(h, room, "u1", "c1", 5, false)
 	c.flush()
 	if res := <-first; res.err != nil || res.ack.Credited != 5 {
 		t.Fatalf("first send: %+v, %v", res.ack, res.err)
 	}
 
 	// Its reply was lost: the client resends it, while another viewer cheers.
-	again := cheer("u1", "c1", 5, true)
-	other := cheer("u2", "c1", 3, false)
-	waitPending(2)
+	again := startCheer(h, room, "u1", "c1", 5, true)
+	other := startCheer(h, room, "u2", "c1", 3, false)
 	c.flush()
 	if res := <-again; res.err != nil || !res.ack.Duplicate || res.ack.Credited != 5 {
 		t.Fatalf("resend: %+v, %v; want a duplicate of 5", res.ack, res.err)

@@ -16,38 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// natsWithLimits starts a NATS server with the given JetStream limits for the test.
-func natsWithLimits(t *testing.T, limits server.JSLimitOpts) *server.Server {
-	t.Helper()
-	ns, err := embednats.Start(embednats.Config{StoreDir: t.TempDir(), JetStreamLimits: limits})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
-}
-
-// hubOn returns a hub of its own (a gateway) on the NATS server ns.
-func hubOn(t *testing.T, ns *server.Server, cfg Config) *Hub {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h, err := New(ctx, cfg, nc, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
-
 // pendingCommands is how many commands wait for the next flush, in every room.
 func (c *cheerer) pendingCommands() int {
 	c.mu.Lock()
@@ -94,7 +62,7 @@ func TestCheerManyRoomsInOneInterval(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d hubs, %d rooms each, server limit %d", tc.hubs, tc.rooms, tc.serverLimit), func(t *testing.T) {
 			const perRoom = 5
-			ns := natsWithLimits(t, server.JSLimitOpts{MaxBatchInflightPerStream: tc.serverLimit})
+			ns := embednats.TestWith(t, embednats.Config{JetStreamLimits: server.JSLimitOpts{MaxBatchInflightPerStream: tc.serverLimit}})
 			var hubs []*Hub
 			for range tc.hubs {
 				// The test flushes; the batches' time bound (2 × SubscribeTimeout) only
@@ -209,7 +177,7 @@ func TestCheerManyRoomsInOneInterval(t *testing.T) {
 // it is sent again after a backoff, without a look-up of its claims and without using
 // up one of its rounds, until the server takes it.
 func TestCheerRefusedBatchIsSentAgain(t *testing.T) {
-	ns := natsWithLimits(t, server.JSLimitOpts{MaxBatchInflightPerStream: 1})
+	ns := embednats.TestWith(t, embednats.Config{JetStreamLimits: server.JSLimitOpts{MaxBatchInflightPerStream: 1}})
 	h := hubOn(t, ns, Config{SubscribeTimeout: 10 * time.Second, State: StateConfig{CheerInterval: time.Hour}}) // the test flushes
 	const room = "cheer-refused"
 
@@ -237,16 +205,7 @@ func TestCheerRefusedBatchIsSentAgain(t *testing.T) {
 		t.Fatalf("blocking batch not open: %s", resp.Data)
 	}
 
-	done := make(chan error, 1)
-	var ack CheerAck
-	go func() {
-		var err error
-		ack, err = h.Cheer(context.Background(), room, "u1", "c1", 5, false)
-		done <- err
-	}()
-	for !h.cheers.hasPending(room) {
-		runtime.Gosched()
-	}
+	done := startCheer(h, room, "u1", "c1", 5, false)
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
@@ -256,8 +215,8 @@ func TestCheerRefusedBatchIsSentAgain(t *testing.T) {
 
 	// The blocking batch ends (a gap in its sequence abandons it): the slot is free.
 	blocker(3, true)
-	if err := <-done; err != nil || ack.Credited != 5 || ack.Total != 5 || ack.Duplicate {
-		t.Fatalf("cheer: %+v, %v; want 5 credited, total 5", ack, err)
+	if res := <-done; res.err != nil || res.ack.Credited != 5 || res.ack.Total != 5 || res.ack.Duplicate {
+		t.Fatalf("cheer: %+v, %v; want 5 credited, total 5", res.ack, res.err)
 	}
 	<-flushed
 	for name, c := range map[string]prometheus.Counter{"retried": h.statem.cheerBatchRetried, "failed": h.statem.cheerBatchFailed} {
@@ -291,16 +250,7 @@ func TestCheerBatchWaitsForASlot(t *testing.T) {
 			room := "cheer-slot-" + strconv.FormatBool(tc.free)
 			c := h.cheers
 			c.slots <- struct{}{} // a batch in flight
-			done := make(chan error, 1)
-			var ack CheerAck
-			go func() {
-				var err error
-				ack, err = h.Cheer(context.Background(), room, "u1", "c1", 3, false)
-				done <- err
-			}()
-			for !c.hasPending(room) {
-				runtime.Gosched()
-			}
+			done := startCheer(h, room, "u1", "c1", 3, false)
 			flushed := make(chan struct{})
 			go func() {
 				defer close(flushed)
@@ -311,11 +261,11 @@ func TestCheerBatchWaitsForASlot(t *testing.T) {
 			if tc.free {
 				<-c.slots
 				want = 3
-				if err := <-done; err != nil || ack.Credited != 3 || ack.Total != 3 {
-					t.Fatalf("cheer: %+v, %v; want 3 credited, total 3", ack, err)
+				if res := <-done; res.err != nil || res.ack.Credited != 3 || res.ack.Total != 3 {
+					t.Fatalf("cheer: %+v, %v; want 3 credited, total 3", res.ack, res.err)
 				}
-			} else if err := <-done; !errors.Is(err, ErrCheerNotStored) {
-				t.Fatalf("cheer without a slot: %+v, %v; want ErrCheerNotStored", ack, err)
+			} else if res := <-done; !errors.Is(res.err, ErrCheerNotStored) {
+				t.Fatalf("cheer without a slot: %+v, %v; want ErrCheerNotStored", res.ack, res.err)
 			}
 			<-flushed
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

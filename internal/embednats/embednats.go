@@ -84,7 +84,16 @@ func Start(cfg Config) (*server.Server, error) {
 // shuts it down when the test ends.
 func Test(tb testing.TB) *server.Server {
 	tb.Helper()
-	s, err := Start(Config{StoreDir: tb.TempDir()})
+	return TestWith(tb, Config{})
+}
+
+// TestWith is Test with cfg (its StoreDir, if empty, a temporary folder).
+func TestWith(tb testing.TB, cfg Config) *server.Server {
+	tb.Helper()
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = tb.TempDir()
+	}
+	s, err := Start(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
