@@ -47,9 +47,11 @@ import (
 // limit still converge. The first message carries a reply subject so that the refusal
 // is told apart from other failures, which go through the claims look-up above.
 //
-// The room's total is the counter's value: it comes back on the commit's ack and,
-// through RePublish (lr.ev.<room>.cheer), to every gateway with viewers in the room,
-// which sends it to them as state at most every CheerStateInterval.
+// The room's total is the counter's value. A batch commit's ack does not carry it, so
+// the gateway reads it (one direct get) once the batch is stored, to answer the batch's
+// commands. It also reaches every gateway with viewers in the room through RePublish
+// (lr.ev.<room>.cheer), which sends it to them as state at most every
+// CheerStateInterval.
 
 // CheerAck is the outcome of a cheer command.
 type CheerAck struct {
