@@ -30,7 +30,7 @@ type gatewayFlags struct {
 	listen, secret, origins, tlsCert, tlsKey string
 	anonymous, pprof                         bool
 	drain, tick, largeTick                   time.Duration
-	largeViewers, writers                    int
+	largeViewers, writers, cheerBatches      int
 	chatHistory                              int64
 	replicas                                 int
 	apiKey, gatewayID                        string        // room state (issue 3)
@@ -58,6 +58,7 @@ func addGatewayFlags(fs *flag.FlagSet, anonDefault bool) *gatewayFlags {
 	fs.StringVar(&f.gatewayID, "gateway-id", "", "this gateway's id in viewer reports and cheer batches (one NATS subject token, unique); empty: random")
 	fs.Float64Var(&f.cheerRate, "cheer-rate", 20, "cheer taps per second credited per user and connection")
 	fs.DurationVar(&f.cheerInterval, "cheer-interval", 200*time.Millisecond, "how often a gateway stores each room's cheers (one atomic batch per room)")
+	fs.IntVar(&f.cheerBatches, "cheer-batches-in-flight", 16, "most cheer batches this gateway has in flight across its rooms; keep gateways × this under nats-server's jetstream.limits.batch max_inflight_per_stream (50 by default), or refused batches wait and are sent again")
 	fs.IntVar(&f.flash.MaxLease, "flash-max-lease", 64, "flash sale: most units one gateway takes from a sale's pool per round")
 	fs.DurationVar(&f.flash.LeaseTTL, "flash-lease-ttl", 5*time.Second, "flash sale: how long a lease may stay out before other gateways take its units back (a dead gateway's)")
 	fs.DurationVar(&f.flash.SoldOutWait, "flash-sold-out-wait", time.Second, "flash sale: how long a press may wait for units out on other gateways' leases before it is answered sold_out")
@@ -92,6 +93,7 @@ func (f *gatewayFlags) config() gateway.Config {
 	cfg.Fanout.Replicas = f.replicas
 	cfg.Fanout.State.GatewayID = f.gatewayID
 	cfg.Fanout.State.CheerInterval = f.cheerInterval
+	cfg.Fanout.State.CheerBatchesInFlight = f.cheerBatches
 	return cfg
 }
 
