@@ -99,6 +99,13 @@ func (e *engine) drain(ctx context.Context, sec *int) error {
 	if len(seen) > 0 {
 		e.noteError(fmt.Sprintf("online_shard_%d", e.shard), fmt.Errorf("expected %d online, viewers were shown %s", target.Online, topCounts(seen, 3)))
 	}
+	// Nobody leaves before every shard has checked: leaving changes the count the
+	// others' viewers are shown.
+	if e.settle != nil && err == nil {
+		sctx, scancel := context.WithTimeout(ctx, cfg.Drain)
+		e.settle(sctx)
+		scancel()
+	}
 	// Everybody leaves; stragglers are cut after a few seconds.
 	e.reap()
 	for _, v := range e.all {

@@ -132,6 +132,7 @@ type engine struct {
 	interval       atomic.Pointer[Histogram]
 	progress       func(tick)                                                  // called once a second by the controller
 	agree          func(ctx context.Context, local drainMsg) (drainMsg, error) // the run-wide last seq and pin to drain to
+	settle         func(ctx context.Context)                                   // waits until every shard has checked its viewers' online count
 	vctx           context.Context                                             // parent of every viewer's context
 	vcancel        context.CancelFunc
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 )
@@ -25,13 +26,21 @@ import (
 //	{"result": {...}}       at the end: raw histograms, lines and windows to merge
 //
 // and waits, after "drain", for the run-wide {"max_seq": N, "max_pin": V} on stdin so that every
-// shard drains until the last line and pin stored by any shard have arrived.
+// shard drains until the last line and pin stored by any shard have arrived. Once it has
+// checked its viewers' online count it sends
+//
+//	{"checked": true}
+//
+// and waits until the parent closes its stdin, which it does once every shard has
+// checked (or exited): a shard whose viewers leave while another is still checking
+// would change the count that shard's viewers are shown.
 
 type childMsg struct {
-	Tick   *tick        `json:"tick,omitempty"`
-	Drain  *drainMsg    `json:"drain,omitempty"`
-	Result *shardResult `json:"result,omitempty"`
-	Error  string       `json:"error,omitempty"`
+	Tick    *tick        `json:"tick,omitempty"`
+	Drain   *drainMsg    `json:"drain,omitempty"`
+	Checked bool         `json:"checked,omitempty"`
+	Result  *shardResult `json:"result,omitempty"`
+	Error   string       `json:"error,omitempty"`
 }
 
 // drainMsg is what the run drains to: the highest chat seq and pin version stored.
@@ -88,6 +97,20 @@ func ServeShard(ctx context.Context, r io.Reader, w io.Writer) error {
 			return drainMsg{MaxSeq: max(local.MaxSeq, m.MaxSeq), MaxPin: max(local.MaxPin, m.MaxPin), Online: m.Online}, nil
 		case <-ctx.Done():
 			return local, ctx.Err()
+		}
+	}
+	e.settle = func(ctx context.Context) {
+		if send(childMsg{Checked: true}) != nil {
+			return
+		}
+		closed := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, in) // until the parent closes our stdin
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-ctx.Done():
 		}
 	}
 	res, err := e.run(ctx)
@@ -150,20 +173,17 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 	}
 
 	// One reader per child; a coordinator answers the drain once every child has
-	// either asked or exited.
-	type drainReq struct {
-		i int
-		m drainMsg
-	}
-	drains := make(chan drainReq, n)
-	exits := make(chan int, n)
+	// either asked or exited, then closes every stdin once every child that asked has
+	// checked its viewers or exited. A reader passes on at most one drain, one check
+	// and its exit, so the buffer never fills.
+	events := make(chan shardEvent, 3*n)
 	var wg sync.WaitGroup
 	for i, c := range children {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dec := json.NewDecoder(c.stdout)
-			asked := false
+			asked, checked := false, false
 			for {
 				var m childMsg
 				if err := dec.Decode(&m); err != nil {
@@ -175,9 +195,12 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 				switch {
 				case m.Tick != nil:
 					agg.add(*m.Tick)
-				case m.Drain != nil:
+				case m.Drain != nil && !asked:
 					asked = true
-					drains <- drainReq{i, *m.Drain}
+					events <- shardEvent{i: i, drain: m.Drain}
+				case m.Checked && !checked:
+					checked = true
+					events <- shardEvent{i: i, check: true}
 				case m.Result != nil:
 					c.result = m.Result
 					if m.Error != "" {
@@ -185,9 +208,7 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 					}
 				}
 			}
-			if !asked {
-				exits <- i
-			}
+			events <- shardEvent{i: i, exit: true}
 			agg.shardGone() // it sends no more ticks: stop waiting for them
 			if err := c.cmd.Wait(); err != nil && c.err == nil {
 				c.err = fmt.Errorf("shard %d: %w", i, err)
@@ -197,25 +218,14 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var all drainMsg
-		var waiting []int
-		for seen := 0; seen < n; seen++ {
-			select {
-			case d := <-drains:
-				all.MaxSeq = max(all.MaxSeq, d.m.MaxSeq)
-				all.MaxPin = max(all.MaxPin, d.m.MaxPin)
-				all.Online += d.m.Online
-				waiting = append(waiting, d.i)
-			case <-exits:
-			}
-		}
-		b, _ := json.Marshal(all)
-		for _, i := range waiting {
+		coordinateDrain(n, events, func(i int, m drainMsg) {
+			b, _ := json.Marshal(m)
 			children[i].stdin.Write(append(b, '\n'))
-		}
-		for _, c := range children {
-			c.stdin.Close()
-		}
+		}, func() {
+			for _, c := range children {
+				c.stdin.Close()
+			}
+		})
 	}()
 	wg.Wait()
 
@@ -230,4 +240,53 @@ func runChildren(ctx context.Context, cfg *Config, specs []shardSpec, agg *aggre
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// shardEvent is what the coordinator hears of child i: its drain request, its online
+// check done, or its exit.
+type shardEvent struct {
+	i     int
+	drain *drainMsg
+	check bool
+	exit  bool
+}
+
+// coordinateDrain runs the two barriers of a sharded drain over n children. Once every
+// child has asked (a drain event) or exited, it answers each child that asked and is
+// still there with the run-wide drainMsg; once every child has checked or exited, it
+// releases them all (the parent closes their stdin). An answer or a release is never
+// given early: a child that exits counts for both barriers.
+func coordinateDrain(n int, events <-chan shardEvent, answer func(i int, all drainMsg), release func()) {
+	defer release()
+	asked := make([]bool, n)
+	gone := make([]bool, n) // exited, or checked
+	var all drainMsg
+	for seen := 0; seen < n; {
+		ev := <-events
+		switch {
+		case ev.drain != nil:
+			all.MaxSeq = max(all.MaxSeq, ev.drain.MaxSeq)
+			all.MaxPin = max(all.MaxPin, ev.drain.MaxPin)
+			all.Online += ev.drain.Online
+			asked[ev.i] = true
+			seen++
+		case ev.check:
+			gone[ev.i] = true // a check comes after an answer, but a child may lie
+		case ev.exit:
+			if !asked[ev.i] {
+				seen++
+			}
+			gone[ev.i] = true
+		}
+	}
+	for i := range n {
+		if asked[i] && !gone[i] {
+			answer(i, all)
+		}
+	}
+	for slices.Contains(gone, false) {
+		if ev := <-events; ev.check || ev.exit {
+			gone[ev.i] = true
+		}
+	}
 }

@@ -241,3 +241,43 @@ func TestSourceAddrsOnlyWhenPortsRunOut(t *testing.T) {
 		t.Errorf("named host: %v, want the kernel's choice", got)
 	}
 }
+
+// TestCoordinateDrainReleasesOnlyOnceAllChecked: shards are answered only once all
+// have asked (or exited), and released only once all have checked their viewers'
+// online count (or exited). A shard released early leaves the room while another is
+// still checking, which then finds its viewers shown a falling count.
+func TestCoordinateDrainReleasesOnlyOnceAllChecked(t *testing.T) {
+	events := make(chan shardEvent) // unbuffered: a send returns once the coordinator took it
+	answered := make(chan drainMsg, 3)
+	released := make(chan struct{})
+	go coordinateDrain(3, events, func(i int, all drainMsg) {
+		if i == 2 {
+			t.Errorf("answered shard 2, which exited without asking")
+		}
+		answered <- all
+	}, func() { close(released) })
+
+	send := func(ev shardEvent) {
+		t.Helper()
+		select {
+		case events <- ev:
+		case <-released:
+			t.Fatalf("released before event %+v", ev)
+		}
+	}
+	send(shardEvent{i: 0, drain: &drainMsg{MaxSeq: 7, MaxPin: 1, Online: 40}})
+	send(shardEvent{i: 2, exit: true})
+	if len(answered) != 0 {
+		t.Fatalf("answered before shard 1 asked")
+	}
+	send(shardEvent{i: 1, drain: &drainMsg{MaxSeq: 9, Online: 41}})
+	for range 2 {
+		if all := <-answered; all != (drainMsg{MaxSeq: 9, MaxPin: 1, Online: 81}) {
+			t.Errorf("answer %+v, want max seq 9, max pin 1, online 81", all)
+		}
+	}
+	send(shardEvent{i: 0, check: true})
+	send(shardEvent{i: 0, check: true}) // taken only if shard 0's check did not release everyone
+	send(shardEvent{i: 1, check: true})
+	<-released
+}
