@@ -85,7 +85,17 @@ type ClassReport struct {
 	Duplicated int64 `json:"duplicated"`
 	// Sampled counts (viewer, event) pairs the gateway was allowed to leave out
 	// (chat above the per-viewer budget); they are in neither Expected nor Lost.
-	Sampled int64   `json:"sampled,omitempty"`
+	Sampled int64 `json:"sampled,omitempty"`
+	// For chat, where a viewer's owed lines are a count, not a list: LostIn is how
+	// many viewers' windows came up short (Lost is their shortfall) and LostMax the
+	// most one window lacked; Extra is how many lines windows received beyond their
+	// count. The gateway samples a busy room over the lines' stored times and the
+	// ledger over their send times, so near a window's edges the two may pick a few
+	// different lines: shortfalls of a few lines spread over many windows, matched by
+	// as much Extra elsewhere, are that; a window short by more than the budget is not.
+	LostIn  int64   `json:"lost_in,omitempty"`
+	LostMax int64   `json:"lost_max,omitempty"`
+	Extra   int64   `json:"extra,omitempty"`
 	P50MS   float64 `json:"p50_ms"`
 	P90MS   float64 `json:"p90_ms"`
 	P99MS   float64 `json:"p99_ms"`
@@ -240,6 +250,11 @@ func merge(cfg *Config, results []*shardResult) *Report {
 			chatCR.Expected += exp
 			chatCR.Delivered += got
 			chatCR.Lost += exp - got
+			chatCR.Extra += w.Delivered - got
+			if exp > got {
+				chatCR.LostIn++
+				chatCR.LostMax = max(chatCR.LostMax, exp-got)
+			}
 			chatCR.Duplicated += w.Dups
 			chatCR.Sampled += all - exp
 

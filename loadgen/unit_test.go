@@ -175,12 +175,16 @@ func TestReportMergeCountsWindows(t *testing.T) {
 		{Lines: lines[2:], Windows: []window{
 			{StartUS: 150, CutUS: 350, Delivered: 1, Dups: 1}, // expects 200 and 300, got one
 			{StartUS: 500, CutUS: 900, Delivered: 0},          // expects nothing
+			{StartUS: 250, CutUS: 450, Delivered: 3},          // expects 300 and 400, got one more
 		}},
 	}
 	r := merge(&cfg, res)
 	chat := r.Classes["chat"]
-	if chat.Expected != 6 || chat.Delivered != 5 || chat.Lost != 1 || chat.Duplicated != 1 || r.Chat.Stored != 4 {
+	if chat.Expected != 8 || chat.Delivered != 7 || chat.Lost != 1 || chat.Duplicated != 1 || r.Chat.Stored != 4 {
 		t.Errorf("chat %+v stored %d", chat, r.Chat.Stored)
+	}
+	if chat.LostIn != 1 || chat.LostMax != 1 || chat.Extra != 1 {
+		t.Errorf("chat: lost in %d windows, at most %d; extra %d; want 1, 1, 1", chat.LostIn, chat.LostMax, chat.Extra)
 	}
 }
 

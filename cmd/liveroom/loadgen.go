@@ -120,8 +120,8 @@ func runLoadgen(ctx context.Context, args []string) error {
 	chat := r.Classes["chat"]
 	fmt.Printf("viewers %d/%d peak, connect failures %d, reconnects %d, join p50/p99/max %.0f/%.0f/%.0f ms\n",
 		r.ViewersPeak, r.ViewersTarget, r.ConnectFailures, r.Reconnects, r.JoinMS.P50, r.JoinMS.P99, r.JoinMS.Max)
-	fmt.Printf("chat: expected %d delivered %d lost %d duplicated %d, p50/p99/max %.0f/%.0f/%.0f ms (lines stored %d)\n",
-		chat.Expected, chat.Delivered, chat.Lost, chat.Duplicated, chat.P50MS, chat.P99MS, chat.MaxMS, r.Chat.Stored)
+	fmt.Printf("chat: expected %d delivered %d lost %d (windows short %d, at most %d) extra %d duplicated %d, p50/p99/max %.0f/%.0f/%.0f ms (lines stored %d)\n",
+		chat.Expected, chat.Delivered, chat.Lost, chat.LostIn, chat.LostMax, chat.Extra, chat.Duplicated, chat.P50MS, chat.P99MS, chat.MaxMS, r.Chat.Stored)
 	pin, ct := r.Classes["pin"], r.Classes["cheer_total"]
 	fmt.Printf("pins %d: expected %d delivered %d lost %d, p50/p99/max %.0f/%.0f/%.0f ms\n",
 		r.Pins, pin.Expected, pin.Delivered, pin.Lost, pin.P50MS, pin.P99MS, pin.MaxMS)
